@@ -1,0 +1,25 @@
+/* gvmi-test guest init: boots like a Golem provider's VM, then serves the agent protocol.
+ * PID 1 in the initramfs; after mounts_switch_root it runs inside the image's root. */
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "boot.h"
+#include "mounts.h"
+
+int main(void) {
+    struct boot_options opts;
+    char cmdline[4096] = {0};
+
+    mounts_early();
+    int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n = read(fd, cmdline, sizeof cmdline - 1);
+        if (n > 0) cmdline[n] = 0;
+        close(fd);
+    }
+    boot_parse_cmdline(cmdline, &opts);
+    int upper = mounts_switch_root(&opts);
+    mounts_identity(&opts);
+    agent_run(&opts, upper);
+}

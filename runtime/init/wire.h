@@ -1,0 +1,91 @@
+/* Decoding host requests and encoding guest messages (runtime/include/proto.h).
+ * Pure code: no I/O, so runtime/init/test/wire_test.c exercises it on the host. */
+#ifndef GVMI_WIRE_H
+#define GVMI_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "../include/proto.h"
+
+/* A byte range inside the input buffer (not NUL-terminated, not owned). */
+struct span {
+    const uint8_t *data;
+    uint64_t len;
+};
+
+/* An ARRAY field: `count` BYTES entries starting at `data`. */
+struct span_array {
+    const uint8_t *data;
+    uint64_t count;
+};
+
+struct redirect {
+    int present;
+    uint8_t kind;
+    struct span path;  /* REDIRECT_FILE */
+    uint64_t size;     /* pipe kinds */
+};
+
+struct request {
+    uint64_t id;
+    uint8_t type;
+    /* RUN_PROCESS */
+    struct span bin, cwd;
+    struct span_array argv, env;
+    int has_argv, has_env, has_uid, has_gid, entrypoint;
+    uint32_t uid, gid;
+    struct redirect redirect[3];
+    /* KILL / QUERY / PUT_INPUT / SIGNAL: the process */
+    uint64_t process_id;
+    int has_process_id;
+    /* MOUNT_VOLUME */
+    struct span tag, path;
+    /* QUERY_OUTPUT */
+    uint8_t fd;
+    uint64_t offset, length;
+    /* PUT_INPUT */
+    struct span input;
+    int input_eof;
+    /* SIGNAL */
+    uint32_t signo;
+    /* UPPER_USAGE */
+    uint32_t limit;
+};
+
+enum parse_result {
+    PARSE_COMPLETE,  /* *req filled, *consumed bytes used */
+    PARSE_NEED_MORE, /* the buffer holds a prefix of a request */
+    PARSE_INVALID,   /* *err holds the errno to answer; req->id is set when it was read */
+};
+
+/* Parses one request from the start of buf. Spans in *req point into buf. */
+enum parse_result wire_parse_request(const uint8_t *buf, size_t len, struct request *req,
+                                     size_t *consumed, int *err);
+
+/* Iterates an ARRAY: entry i of arr (i < arr.count). */
+struct span wire_array_entry(struct span_array arr, uint64_t i);
+
+/* A growable output buffer for guest -> host messages. */
+struct obuf {
+    uint8_t *data;
+    size_t len, cap, head; /* bytes [head, len) are pending */
+};
+
+int obuf_reserve(struct obuf *b, size_t extra);
+void obuf_consume(struct obuf *b, size_t n);
+size_t obuf_pending(const struct obuf *b);
+
+int wire_ok(struct obuf *b, uint64_t id);
+int wire_ok_u64(struct obuf *b, uint64_t id, uint64_t value);
+int wire_ok_bytes(struct obuf *b, uint64_t id, const void *data, uint64_t len);
+int wire_err(struct obuf *b, uint64_t id, uint32_t err);
+int wire_output_available(struct obuf *b, uint64_t process_id, uint32_t fd);
+int wire_process_died(struct obuf *b, uint64_t process_id, uint8_t status, uint8_t kind);
+int wire_ready(struct obuf *b, uint64_t uptime_ms);
+int wire_output_data(struct obuf *b, uint64_t process_id, uint32_t fd, const void *data,
+                     uint64_t len);
+
+void put_u64(uint8_t *p, uint64_t v);
+void put_u32(uint8_t *p, uint32_t v);
+
+#endif
