@@ -1,0 +1,82 @@
+import type { Command } from 'commander';
+import { buildImage } from '../../image/build-image.js';
+import { BUILD_COMPRESSIONS, type BuildCompression } from '../../image/squashfs-superblock.js';
+import { GvmiTestError } from '../../errors.js';
+import { formatBytes, writeLine, type CliIo } from '../io.js';
+import { collect, parseCommandWords, parseKeyValue } from '../options.js';
+
+interface BuildFlags {
+  output: string;
+  force?: boolean;
+  compression: string;
+  volume: string[];
+  env: string[];
+  workdir?: string;
+  entrypoint?: string;
+  cmd?: string;
+  label: string[];
+  json?: boolean;
+}
+
+export function registerBuild(program: Command, io: CliIo): void {
+  program
+    .command('build')
+    .description('build a .gvmi from a root filesystem directory, a `docker save` tarball or an OCI layout (no Docker engine needed)')
+    .argument('<source>', 'directory, docker-save .tar, or OCI layout (directory or .tar)')
+    .requiredOption('-o, --output <file>', 'the .gvmi to write')
+    .option('-f, --force', 'replace the output if it exists')
+    .option('--compression <method>', `squashfs compression: ${BUILD_COMPRESSIONS.join(', ')}`, 'lzo')
+    .option('--volume <path>', 'declare a VOLUME (repeatable)', collect, [])
+    .option('--env <KEY=VALUE>', 'add an environment variable (repeatable)', collect, [])
+    .option('--workdir <path>', 'the working directory of every process')
+    .option('--entrypoint <cmd>', 'ENTRYPOINT, as JSON array or words (providers ignore it)')
+    .option('--cmd <cmd>', 'CMD, as JSON array or words (providers ignore it)')
+    .option('--label <KEY=VALUE>', 'add a label (repeatable)', collect, [])
+    .option('--json', 'print the result as JSON')
+    .action(async (source: string, flags: BuildFlags) => {
+      if (!(BUILD_COMPRESSIONS as readonly string[]).includes(flags.compression)) {
+        throw new GvmiTestError('usage', `--compression ${flags.compression}: choose one of ${BUILD_COMPRESSIONS.join(', ')}`);
+      }
+      for (const e of flags.env) parseKeyValue(e, '--env');
+      const labels = Object.fromEntries(flags.label.map((l) => parseKeyValue(l, '--label')));
+      let lastStage = '';
+      const started = Date.now();
+      const result = await buildImage({
+        source,
+        output: flags.output,
+        force: flags.force ?? false,
+        compression: flags.compression as BuildCompression,
+        volumes: flags.volume,
+        env: flags.env,
+        ...(flags.workdir !== undefined ? { workdir: flags.workdir } : {}),
+        ...(flags.entrypoint !== undefined ? { entrypoint: parseCommandWords(flags.entrypoint, '--entrypoint') } : {}),
+        ...(flags.cmd !== undefined ? { cmd: parseCommandWords(flags.cmd, '--cmd') } : {}),
+        labels,
+        onProgress: (stage, percent) => {
+          if (flags.json) return;
+          if (io.stderr.isTTY) {
+            io.stderr.write(`\r\x1b[K${stage}${percent === undefined ? '' : ` ${percent}%`}`);
+          } else if (stage !== lastStage) {
+            writeLine(io.stderr, `gvmi-test build: ${stage}`);
+          }
+          lastStage = stage;
+        },
+      });
+      if (io.stderr.isTTY && !flags.json) io.stderr.write('\r\x1b[K');
+      const { image } = result;
+      if (flags.json) {
+        writeLine(io.stdout, JSON.stringify({
+          output: image.path,
+          source: result.sourceKind,
+          fileSize: image.fileSize,
+          squashfsSize: image.squashfsSize,
+          compression: image.squashfs.compression,
+          metadata: image.metadata,
+          warnings: result.warnings,
+        }));
+        return;
+      }
+      for (const w of result.warnings) writeLine(io.stderr, `warning: ${w}`);
+      writeLine(io.stdout, `built ${image.path} (${formatBytes(image.fileSize)}, ${image.squashfs.compression}, from ${result.sourceKind}) in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    });
+}

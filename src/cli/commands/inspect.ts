@@ -1,0 +1,54 @@
+import type { Command } from 'commander';
+import { inspectImage } from '../../image/inspect-image.js';
+import { formatBytes, writeLine, type CliIo } from '../io.js';
+
+const MAX_LISTED = 20;
+
+export function registerInspect(program: Command, io: CliIo): void {
+  program
+    .command('inspect')
+    .description('show a .gvmi\'s metadata, sizes and what will surprise you on a provider')
+    .argument('<image>', 'the .gvmi file')
+    .option('--json', 'print everything as one JSON object')
+    .action(async (path: string, flags: { json?: boolean }) => {
+      const result = await inspectImage(path);
+      const { image } = result;
+      if (flags.json) {
+        writeLine(io.stdout, JSON.stringify({
+          path: image.path,
+          fileSize: image.fileSize,
+          squashfs: { size: image.squashfsSize, ...image.squashfs },
+          entries: result.entryCount,
+          config: image.config,
+          metadata: image.metadata,
+          shadowed: result.shadowed.map((e) => e.path),
+          findings: result.findings,
+        }, null, 2));
+        return;
+      }
+      const m = image.metadata;
+      const out = (line = ''): void => writeLine(io.stdout, line);
+      out(`${image.path}`);
+      out(`  size        ${formatBytes(image.fileSize)} (squashfs ${formatBytes(image.squashfsSize)}, ${image.squashfs.compression}, block ${formatBytes(image.squashfs.blockSize)}, ${result.entryCount} entries)`);
+      out(`  image id    ${m.imageId || '(none)'}`);
+      out(`  volumes     ${m.volumes.length ? m.volumes.join(' ') : '(none)'}`);
+      out(`  workdir     ${m.workingDir}`);
+      out(`  env         ${m.env.length ? m.env.join(' ') : '(none)'}`);
+      if (m.entrypoint.length) out(`  entrypoint  ${JSON.stringify(m.entrypoint)}`);
+      if (m.cmd.length) out(`  cmd         ${JSON.stringify(m.cmd)}`);
+      if (m.user) out(`  user        ${m.user}`);
+      for (const [k, v] of Object.entries(m.labels)) out(`  label       ${k}=${v}`);
+      if (result.findings.length === 0) {
+        out();
+        out('no provider traps found');
+        return;
+      }
+      out();
+      for (const f of result.findings) {
+        out(`${f.severity} [${f.code}] ${f.message}`);
+        for (const p of (f.paths ?? []).slice(0, MAX_LISTED)) out(`    ${p}`);
+        if ((f.paths?.length ?? 0) > MAX_LISTED) out(`    … and ${f.paths!.length - MAX_LISTED} more (--json lists all)`);
+        out(`  fix: ${f.fix}`);
+      }
+    });
+}

@@ -1,0 +1,30 @@
+/**
+ * Exit statuses of the CLI. `run` passes the guest command's own status through (0-255, 128+N for
+ * a signal), so gvmi-test's own failures use statuses a shell reserves or rarely sees.
+ */
+import type { ErrorCode } from '../errors.js';
+
+export const EXIT = {
+  ok: 0,
+  failure: 1,
+  usage: 2,
+  timeout: 124,
+  notFound: 127,
+  image: 65, // EX_DATAERR: the input image/archive is bad
+  setup: 69, // EX_UNAVAILABLE: QEMU, runtime, tools missing
+  vm: 70, // EX_SOFTWARE: the VM crashed, failed to boot, or the agent misbehaved
+  cantCreate: 73, // EX_CANTCREAT: output exists / cannot be written
+  transfer: 74, // EX_IOERR: a file transfer was refused or failed
+} as const;
+
+export function exitCodeFor(code: ErrorCode): number {
+  if (code === 'usage' || code === 'build.bad-option') return EXIT.usage;
+  if (code === 'exec.timeout' || code === 'agent.timeout' || code === 'vm.boot-timeout') return EXIT.timeout;
+  if (code === 'exec.not-found') return EXIT.notFound;
+  if (code === 'build.output-exists') return EXIT.cantCreate;
+  if (code.startsWith('image.') || code.startsWith('build.')) return EXIT.image;
+  if (code.startsWith('setup.')) return EXIT.setup;
+  if (code.startsWith('transfer.')) return EXIT.transfer;
+  if (code.startsWith('vm.') || code.startsWith('agent.') || code.startsWith('exec.')) return EXIT.vm;
+  return EXIT.failure;
+}

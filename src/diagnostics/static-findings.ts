@@ -1,0 +1,82 @@
+/** Provider traps that show in the image itself, before anything runs (used by `inspect`). */
+import type { ImageMetadata } from '../image/container-config.js';
+import type { SquashfsEntry } from '../image/squashfs-listing.js';
+import type { Finding } from './finding.js';
+
+const LARGE_IMAGE_BYTES = 1024 * 1024 * 1024;
+
+/** Longest volume containing `path`, if any (provider semantics for transfers, too). */
+export function volumeOf(volumes: readonly string[], path: string): string | undefined {
+  let best: string | undefined;
+  for (const v of volumes) {
+    const inside = v === '/' || path === v || path.startsWith(`${v}/`);
+    if (inside && (best === undefined || v.length > best.length)) best = v;
+  }
+  return best;
+}
+
+/** Entries baked under a VOLUME path: the empty host directory mounted there hides them. */
+export function shadowedEntries(metadata: ImageMetadata, entries: readonly SquashfsEntry[]): SquashfsEntry[] {
+  return entries.filter((e) => {
+    const v = volumeOf(metadata.volumes, e.path);
+    return v !== undefined && e.path !== v && e.type !== 'dir';
+  });
+}
+
+export function staticFindings(metadata: ImageMetadata, entries: readonly SquashfsEntry[], fileSize: number): Finding[] {
+  const findings: Finding[] = [];
+  const shadowed = shadowedEntries(metadata, entries);
+  if (shadowed.length > 0) {
+    findings.push({
+      code: 'shadowed-files',
+      severity: 'warning',
+      message: `${shadowed.length} file(s) baked under a VOLUME path will be hidden at run time: a provider mounts an empty directory over each volume`,
+      fix: 'move these files out of the volume paths (e.g. /golem/resources) or send them as inputs at run time',
+      paths: shadowed.map((e) => e.path),
+    });
+  }
+  if (metadata.entrypoint.length > 0 || metadata.cmd.length > 0) {
+    const what = [metadata.entrypoint.length ? `ENTRYPOINT ${JSON.stringify(metadata.entrypoint)}` : '', metadata.cmd.length ? `CMD ${JSON.stringify(metadata.cmd)}` : '']
+      .filter(Boolean).join(' and ');
+    findings.push({
+      code: 'entrypoint-ignored',
+      severity: 'warning',
+      message: `${what} will not run: providers ignore them unless the requestor starts the activity with start-entrypoint`,
+      fix: 'run the program explicitly from the requestor script (e.g. /bin/sh -c "…")',
+    });
+  }
+  if (metadata.user !== '') {
+    const numeric = /^\d+(:\d+)?$/.test(metadata.user);
+    findings.push({
+      code: 'user-dropped',
+      severity: 'warning',
+      message: `USER ${JSON.stringify(metadata.user)} is ${numeric ? 'dropped by gvmkit-build 0.3' : 'not numeric, so providers run as root (0:0)'}; commands run as root`,
+      fix: 'do not rely on USER; switch users in your command if you must (e.g. su or setpriv)',
+    });
+  }
+  if (metadata.volumes.length === 0) {
+    findings.push({
+      code: 'no-volumes',
+      severity: 'warning',
+      message: 'the image declares no VOLUME: a requestor can neither send nor fetch files',
+      fix: 'add e.g. VOLUME /golem/input /golem/output (or --volume when building with gvmi-test)',
+    });
+  }
+  if (!entries.some((e) => e.path === '/etc' && e.type === 'dir')) {
+    findings.push({
+      code: 'no-etc',
+      severity: 'error',
+      message: 'the image has no /etc directory: a provider\'s init writes /etc/resolv.conf and fails to boot without it',
+      fix: 'create /etc in the image (RUN mkdir -p /etc, or mkdir etc in the root directory)',
+    });
+  }
+  if (fileSize > LARGE_IMAGE_BYTES) {
+    findings.push({
+      code: 'image-large',
+      severity: 'info',
+      message: `the image is ${(fileSize / 1024 / 1024).toFixed(0)} MiB: providers download it before the first run`,
+      fix: 'trim the image (multi-stage build, fewer packages) or build with --compression xz or zstd',
+    });
+  }
+  return findings;
+}

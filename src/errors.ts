@@ -1,0 +1,65 @@
+/**
+ * The one error class of gvmi-test. `code` is stable (tests and callers match on it, the CLI maps
+ * it to an exit status); the message is for people and may change.
+ */
+export type ErrorCode =
+  // reading a .gvmi
+  | 'image.unreadable'
+  | 'image.truncated'
+  | 'image.bad-length'
+  | 'image.crc-mismatch'
+  | 'image.bad-json'
+  | 'image.no-squashfs'
+  // building a .gvmi
+  | 'build.bad-source'
+  | 'build.unknown-archive'
+  | 'build.bad-archive'
+  | 'build.path-escape'
+  | 'build.output-exists'
+  | 'build.mksquashfs-failed'
+  | 'build.bad-option'
+  // host set-up
+  | 'setup.qemu-missing'
+  | 'setup.runtime-missing'
+  | 'setup.tool-missing'
+  | 'setup.kvm-unusable'
+  // a running VM
+  | 'vm.boot-failed'
+  | 'vm.boot-timeout'
+  | 'vm.crashed'
+  | 'vm.stopped'
+  | 'agent.protocol'
+  | 'agent.request-failed'
+  | 'agent.timeout'
+  | 'exec.not-found'
+  | 'exec.failed'
+  | 'exec.timeout'
+  | 'exec.aborted'
+  | 'transfer.not-in-volume'
+  | 'transfer.escape'
+  | 'transfer.failed'
+  | 'usage';
+
+export class GvmiTestError extends Error {
+  override readonly name = 'GvmiTestError';
+  readonly code: ErrorCode;
+  /** What the user can do about it, when we know. */
+  readonly hint?: string;
+  /** Extra facts for machine-readable output (console tail, errno, paths…). */
+  readonly details?: Record<string, unknown>;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: { hint?: string; details?: Record<string, unknown>; cause?: unknown } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    if (options.hint !== undefined) this.hint = options.hint;
+    if (options.details !== undefined) this.details = options.details;
+  }
+}
+
+export function isGvmiTestError(error: unknown, code?: ErrorCode): error is GvmiTestError {
+  return error instanceof GvmiTestError && (code === undefined || error.code === code);
+}
