@@ -1,0 +1,206 @@
+/**
+ * Talks to the guest agent over the manager_port socket: requests with ids and timeouts,
+ * notifications as events. Knows nothing about QEMU or images.
+ */
+import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { GvmiTestError } from '../errors.js';
+import { MessageReader, RequestWriter, type GuestMessage } from './codec.js';
+import { describeErrno, errnoName } from './errno.js';
+import { MsgType, RedirectKind, STATS_FIELDS, SubInput, SubKill, SubMount, SubRun, SubSignal, SubUsage } from './protocol.js';
+
+export interface RunProcessSpec {
+  argv: readonly string[];
+  env: readonly string[];
+  cwd?: string;
+  uid?: number;
+  gid?: number;
+  /** Give the process a stdin pipe (fed with putInput); otherwise stdin is /dev/null. */
+  stdinPipe?: boolean;
+}
+
+export type AgentStats = Record<(typeof STATS_FIELDS)[number], number>;
+
+export interface UpperUsageEntry {
+  path: string;
+  bytes: number;
+}
+
+/** A request the agent answered with ERR: the errno is in `details.errno`. */
+export class AgentRequestError extends GvmiTestError {
+  constructor(readonly errno: number, what: string) {
+    super('agent.request-failed', `${what}: ${describeErrno(errno)}`, { details: { errno, errnoName: errnoName(errno) } });
+  }
+}
+
+interface Pending {
+  what: string;
+  resolve: (m: GuestMessage) => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout | undefined;
+}
+
+export interface AgentEvents {
+  ready: [uptimeMs: number];
+  output: [processId: bigint, fd: number, data: Buffer];
+  died: [processId: bigint, status: number, kind: number];
+  closed: [error: GvmiTestError];
+}
+
+export class AgentClient extends EventEmitter<AgentEvents> {
+  private readonly reader = new MessageReader();
+  private readonly pending = new Map<bigint, Pending>();
+  private nextId = 1n;
+  private closedError: GvmiTestError | undefined;
+
+  constructor(private readonly socket: Socket, private readonly logger: Logger, private readonly defaultTimeoutMs = 30_000) {
+    super();
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (error) => this.close(new GvmiTestError('vm.crashed', `agent channel failed: ${error.message}`, { cause: error })));
+    socket.on('close', () => this.close(new GvmiTestError('vm.stopped', 'the agent channel closed')));
+  }
+
+  get closed(): boolean {
+    return this.closedError !== undefined;
+  }
+
+  /** Stops reading from the guest (back-pressure reaches the guest's processes). */
+  pause(): void {
+    this.socket.pause();
+  }
+
+  resume(): void {
+    this.socket.resume();
+  }
+
+  private onData(chunk: Buffer): void {
+    let messages: GuestMessage[];
+    try {
+      messages = this.reader.push(chunk);
+    } catch (error) {
+      this.close(error as GvmiTestError);
+      this.socket.destroy();
+      return;
+    }
+    for (const m of messages) this.dispatch(m);
+  }
+
+  private dispatch(m: GuestMessage): void {
+    switch (m.type) {
+      case 'ready': this.emit('ready', m.uptimeMs); return;
+      case 'output-data': this.emit('output', m.processId, m.fd, m.data); return;
+      case 'process-died': this.emit('died', m.processId, m.status, m.kind); return;
+      case 'output-available': return; // pull mode is not used by this client
+    }
+    const p = this.pending.get(m.id);
+    if (!p) {
+      this.logger.warn({ id: m.id.toString(), type: m.type }, 'reply to no pending request');
+      return;
+    }
+    this.pending.delete(m.id);
+    if (p.timer) clearTimeout(p.timer);
+    if (m.type === 'err') p.reject(new AgentRequestError(m.errno, p.what));
+    else p.resolve(m);
+  }
+
+  /** Rejects everything pending with `error`; later calls fail with it too. */
+  close(error: GvmiTestError): void {
+    if (this.closedError) return;
+    this.closedError = error;
+    for (const p of this.pending.values()) {
+      if (p.timer) clearTimeout(p.timer);
+      p.reject(error);
+    }
+    this.pending.clear();
+    this.emit('closed', error);
+  }
+
+  async request(type: number, build: (w: RequestWriter) => void, what: string, timeoutMs = this.defaultTimeoutMs): Promise<GuestMessage> {
+    if (this.closedError) throw this.closedError;
+    const id = this.nextId++;
+    const writer = new RequestWriter(id, type);
+    build(writer);
+    const frame = writer.finish();
+    return new Promise<GuestMessage>((resolve, reject) => {
+      const timer = timeoutMs > 0
+        ? setTimeout(() => {
+          this.pending.delete(id);
+          reject(new GvmiTestError('agent.timeout', `${what}: no answer from the guest agent within ${timeoutMs} ms`));
+        }, timeoutMs)
+        : undefined;
+      this.pending.set(id, { what, resolve, reject, timer });
+      this.socket.write(frame);
+    });
+  }
+
+  async runProcess(spec: RunProcessSpec): Promise<bigint> {
+    const reply = await this.request(MsgType.RUN_PROCESS, (w) => {
+      w.sub(SubRun.BIN).bytes(spec.argv[0] ?? '');
+      w.sub(SubRun.ARG).array(spec.argv);
+      w.sub(SubRun.ENV).array(spec.env);
+      if (spec.cwd) w.sub(SubRun.CWD).bytes(spec.cwd);
+      if (spec.uid !== undefined) w.sub(SubRun.UID).u32(spec.uid);
+      if (spec.gid !== undefined) w.sub(SubRun.GID).u32(spec.gid);
+      if (spec.stdinPipe) w.sub(SubRun.RFD).u32(0).u8(RedirectKind.PIPE_BLOCKING).u64(65536);
+      w.sub(SubRun.RFD).u32(1).u8(RedirectKind.PIPE_PUSH);
+      w.sub(SubRun.RFD).u32(2).u8(RedirectKind.PIPE_PUSH);
+    }, `running ${spec.argv[0] ?? '?'}`);
+    if (reply.type !== 'ok-u64') throw new GvmiTestError('agent.protocol', `RUN_PROCESS answered with ${reply.type}`);
+    return reply.value;
+  }
+
+  async kill(processId: bigint): Promise<void> {
+    await this.request(MsgType.KILL_PROCESS, (w) => w.sub(SubKill.ID).u64(processId), `killing process ${processId}`);
+  }
+
+  async signal(processId: bigint, signo: number): Promise<void> {
+    await this.request(MsgType.SIGNAL, (w) => w.sub(SubSignal.ID).u64(processId).sub(SubSignal.SIGNO).u32(signo), `signalling process ${processId}`);
+  }
+
+  async putInput(processId: bigint, data: Buffer, eof: boolean): Promise<void> {
+    await this.request(MsgType.PUT_INPUT, (w) => {
+      w.sub(SubInput.ID).u64(processId);
+      if (data.length > 0) w.sub(SubInput.DATA).bytes(data);
+      if (eof) w.sub(SubInput.EOF);
+    }, `writing stdin of process ${processId}`);
+  }
+
+  async mountVolume(tag: string, path: string): Promise<void> {
+    await this.request(MsgType.MOUNT_VOLUME, (w) => w.sub(SubMount.TAG).bytes(tag).sub(SubMount.PATH).bytes(path), `mounting volume ${path}`);
+  }
+
+  async stats(): Promise<AgentStats> {
+    const reply = await this.request(MsgType.STATS, () => {}, 'reading guest stats');
+    if (reply.type !== 'ok-bytes' || reply.data.length < STATS_FIELDS.length * 8) {
+      throw new GvmiTestError('agent.protocol', 'STATS answered with a short body');
+    }
+    const stats = {} as AgentStats;
+    STATS_FIELDS.forEach((name, i) => { stats[name] = Number(reply.data.readBigUInt64LE(i * 8)); });
+    return stats;
+  }
+
+  async upperUsage(limit: number): Promise<UpperUsageEntry[]> {
+    const reply = await this.request(MsgType.UPPER_USAGE, (w) => w.sub(SubUsage.LIMIT).u32(limit), 'reading overlay usage');
+    if (reply.type !== 'ok-bytes') throw new GvmiTestError('agent.protocol', 'UPPER_USAGE answered without bytes');
+    const entries: UpperUsageEntry[] = [];
+    let offset = 0;
+    const data = reply.data;
+    while (offset + 16 <= data.length) {
+      const bytes = Number(data.readBigUInt64LE(offset));
+      const length = Number(data.readBigUInt64LE(offset + 8));
+      entries.push({ bytes, path: data.subarray(offset + 16, offset + 16 + length).toString('utf8') });
+      offset += 16 + length;
+    }
+    return entries;
+  }
+
+  async syncFs(): Promise<void> {
+    await this.request(MsgType.SYNC_FS, () => {}, 'syncing file systems');
+  }
+
+  /** Asks the guest to power off; resolves when it acknowledged. */
+  async quit(timeoutMs = 5000): Promise<void> {
+    await this.request(MsgType.QUIT, () => {}, 'shutting down', timeoutMs);
+  }
+}

@@ -1,0 +1,59 @@
+/**
+ * Mirror of runtime/include/proto.h: the one definition of the host <-> guest-agent protocol.
+ * Change both files together.
+ */
+export const MsgType = {
+  QUIT: 1,
+  RUN_PROCESS: 2,
+  KILL_PROCESS: 3,
+  MOUNT_VOLUME: 4,
+  UPLOAD_FILE: 5,
+  QUERY_OUTPUT: 6,
+  PUT_INPUT_UPSTREAM: 7,
+  SYNC_FS: 8,
+  NET_CTL: 9,
+  NET_HOST: 10,
+  // gvmi-test extensions
+  PUT_INPUT: 64,
+  SIGNAL: 65,
+  STATS: 66,
+  UPPER_USAGE: 67,
+} as const;
+export type MsgType = (typeof MsgType)[keyof typeof MsgType];
+
+export const SubRun = { BIN: 1, ARG: 2, ENV: 3, UID: 4, GID: 5, RFD: 6, CWD: 7, ENT: 8 } as const;
+export const SubKill = { ID: 1 } as const;
+export const SubMount = { TAG: 1, PATH: 2 } as const;
+export const SubQuery = { ID: 1, FD: 2, OFF: 3, LEN: 4 } as const;
+export const SubInput = { ID: 1, DATA: 2, EOF: 3 } as const;
+export const SubSignal = { ID: 1, SIGNO: 2 } as const;
+export const SubUsage = { LIMIT: 1 } as const;
+
+export const RedirectKind = { FILE: 0, PIPE_BLOCKING: 1, PIPE_CYCLIC: 2, PIPE_PUSH: 64 } as const;
+
+export const RespType = {
+  OK: 0,
+  OK_U64: 1,
+  OK_BYTES: 2,
+  ERR: 3,
+  NOTIFY_OUTPUT_AVAILABLE: 4,
+  NOTIFY_PROCESS_DIED: 5,
+  // gvmi-test extensions
+  NOTIFY_READY: 64,
+  NOTIFY_OUTPUT_DATA: 65,
+} as const;
+
+export const ExitKind = { EXITED: 0, KILLED: 1, DUMPED: 2 } as const;
+
+/** Field order of the STATS reply body (u64 each). */
+export const STATS_FIELDS = [
+  'upperTotalBytes',
+  'upperUsedBytes',
+  'memTotalBytes',
+  'memAvailableBytes',
+  'uptimeMs',
+  'runningProcesses',
+] as const;
+
+export const PROTO_MAX_BYTES = 16 * 1024 * 1024;
+export const PROTO_MAX_OUTPUT_CHUNK = 65536;

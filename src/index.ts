@@ -1,0 +1,10 @@
+/** gvmi-test: boot Golem .gvmi images under provider conditions. The public library surface. */
+export { startVm, StartedVm, GuestProcess } from './vm/index.js';
+export type { StartVmOptions, ExecOptions, SpawnOptions, VmStats, VmInfo, ExecResult, OutputChunk, VolumeMount, DownloadReport } from './vm/index.js';
+export { GvmiTestError, isGvmiTestError, type ErrorCode } from './errors.js';
+export { readGvmi, encodeTrailer, type GvmiImage } from './image/gvmi-file.js';
+export { buildImage, type BuildOptions, type BuildResult } from './image/build-image.js';
+export { inspectImage, type Inspection } from './image/inspect-image.js';
+export type { ContainerConfig, ImageMetadata } from './image/container-config.js';
+export type { Finding, FindingCode } from './diagnostics/finding.js';
+export { detectAccelerator, type Accelerator, type AcceleratorChoice } from './qemu/accelerator.js';

@@ -1,0 +1,74 @@
+/** Where the guest kernel and initramfs built by `make runtime` are, and QEMU itself. */
+import { access, readFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { delimiter, dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
+import { GvmiTestError } from '../errors.js';
+
+export interface RuntimeFiles {
+  kernel: string;
+  initramfs: string;
+  kernelHash: string;
+  initHash: string;
+  runtimeHash: string;
+}
+
+/** The package root: dist/qemu/x.js and src/qemu/x.ts both sit two levels below it. */
+export const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+export function runtimeManifestPath(): string {
+  return process.env['GVMI_TEST_RUNTIME'] ?? join(packageRoot, 'runtime', '.build', 'runtime.json');
+}
+
+export async function findRuntime(): Promise<RuntimeFiles> {
+  const manifest = runtimeManifestPath();
+  let parsed: RuntimeFiles;
+  try {
+    parsed = JSON.parse(await readFile(manifest, 'utf8')) as RuntimeFiles;
+  } catch (cause) {
+    throw new GvmiTestError('setup.runtime-missing', `the guest runtime is not built (${manifest} missing)`, {
+      hint: 'run `make runtime` in the gvmi-test checkout', cause,
+    });
+  }
+  for (const file of [parsed.kernel, parsed.initramfs]) {
+    try {
+      await access(file, constants.R_OK);
+    } catch (cause) {
+      throw new GvmiTestError('setup.runtime-missing', `runtime file ${file} is missing (cache cleared?)`, { hint: 'run `make runtime`', cause });
+    }
+  }
+  return parsed;
+}
+
+async function onPath(name: string): Promise<string | undefined> {
+  for (const dir of (process.env['PATH'] ?? '').split(delimiter)) {
+    if (!dir) continue;
+    const candidate = join(dir, name);
+    try {
+      await access(candidate, constants.X_OK);
+      return candidate;
+    } catch { /* next */ }
+  }
+  return undefined;
+}
+
+export async function findQemu(): Promise<string> {
+  const explicit = process.env['GVMI_TEST_QEMU'];
+  const found = explicit ?? (await onPath('qemu-system-x86_64'));
+  if (!found) {
+    throw new GvmiTestError('setup.qemu-missing', 'qemu-system-x86_64 not found on PATH', {
+      hint: 'install it with `make deps` (Debian: apt-get install qemu-system-x86)',
+    });
+  }
+  return found;
+}
+
+let sandboxSupport: Promise<boolean> | undefined;
+
+/** Whether this QEMU was built with seccomp (`-sandbox`): not every build is. */
+export function qemuSupportsSandbox(qemu: string): Promise<boolean> {
+  sandboxSupport ??= execa(qemu, ['-help'], { reject: false, timeout: 5000 })
+    .then((r) => /^-sandbox /m.test(String(r.stdout)));
+  return sandboxSupport;
+}

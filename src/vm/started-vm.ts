@@ -1,0 +1,274 @@
+/**
+ * A booted VM: run commands, move files through volumes, read stats, stop. `await using vm =
+ * await startVm(...)` stops it at the end of the scope.
+ */
+import type { ResultPromise } from 'execa';
+import type { Logger } from 'pino';
+import type { AgentClient, AgentStats, UpperUsageEntry } from '../agent/agent-client.js';
+import { AgentRequestError } from '../agent/agent-client.js';
+import { GvmiTestError } from '../errors.js';
+import type { ImageMetadata } from '../image/container-config.js';
+import type { Accelerator } from '../qemu/accelerator.js';
+import { consoleTail, readConsole } from './console-log.js';
+import { GuestProcess, type ExecResult } from './guest-process.js';
+import { downloadFromVolume, uploadToVolume, type DownloadReport } from './transfer.js';
+import type { VolumeMount } from './volumes.js';
+
+export interface ExecOptions {
+  /** Added to (and overriding) the image's Env. */
+  env?: Record<string, string>;
+  /** Defaults to the image's WorkingDir, as on a provider. */
+  cwd?: string;
+  /** Bytes for the process's stdin; without it stdin is /dev/null. */
+  stdin?: string | Buffer;
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  uid?: number;
+  gid?: number;
+  /** Output kept in memory per process (both streams); byte counts stay exact past it. */
+  maxBuffer?: number;
+}
+
+export interface SpawnOptions extends Omit<ExecOptions, 'stdin'> {
+  /** Keep stdin open for write()/end(). */
+  stdin?: 'pipe' | string | Buffer;
+  /** Make the process async-iterable over its output chunks. */
+  iterate?: boolean;
+}
+
+export interface VmStats {
+  overlay: { totalBytes: number; usedBytes: number; freeBytes: number };
+  memory: { totalBytes: number; availableBytes: number };
+  uptimeMs: number;
+  runningProcesses: number;
+}
+
+export interface VmInfo {
+  image: string;
+  metadata: ImageMetadata;
+  accelerator: Accelerator;
+  memoryMiB: number;
+  cpus: number;
+  bootMs: number;
+  consoleLog: string;
+}
+
+export interface VmInternals {
+  client: AgentClient;
+  qemu: ResultPromise;
+  logger: Logger;
+  volumes: VolumeMount[];
+  info: VmInfo;
+  cleanup: (keepVolumes: boolean) => Promise<void>;
+  keepVolumes: boolean;
+}
+
+const DEFAULT_MAX_BUFFER = 64 * 1024 * 1024;
+
+export function mergeEnv(imageEnv: readonly string[], overrides: Record<string, string> = {}): string[] {
+  const env = new Map<string, string>();
+  for (const entry of imageEnv) env.set(entry.split('=', 1)[0]!, entry);
+  for (const [k, v] of Object.entries(overrides)) env.set(k, `${k}=${v}`);
+  return [...env.values()];
+}
+
+export function commandArgv(command: string | readonly string[]): string[] {
+  if (typeof command === 'string') return ['/bin/sh', '-c', command];
+  if (command.length === 0) throw new GvmiTestError('usage', 'empty command');
+  return [...command];
+}
+
+export class StartedVm implements AsyncDisposable {
+  private readonly processes = new Map<bigint, GuestProcess>();
+  private stopping: Promise<void> | undefined;
+  private crash: GvmiTestError | undefined;
+  readonly volumes: readonly VolumeMount[];
+  readonly info: VmInfo;
+
+  constructor(private readonly internals: VmInternals) {
+    this.volumes = internals.volumes;
+    this.info = internals.info;
+    const { client } = internals;
+    client.on('output', (id, fd, data) => this.processes.get(id)?.pushOutput(fd, data));
+    client.on('died', (id, status, kind) => {
+      const p = this.processes.get(id);
+      this.processes.delete(id);
+      p?.finish(status, kind);
+    });
+    client.on('closed', (error) => {
+      const reason = this.crash ?? error;
+      for (const p of this.processes.values()) p.fail(reason);
+      this.processes.clear();
+    });
+  }
+
+  /** @internal QEMU ended without being asked to. */
+  markCrashed(error: GvmiTestError): void {
+    this.crash ??= error;
+    this.internals.client.close(error);
+  }
+
+  get stopped(): boolean {
+    return this.stopping !== undefined;
+  }
+
+  /** Starts a process and returns at once; see GuestProcess for output, stdin and the result. */
+  async spawn(command: string | readonly string[], options: SpawnOptions = {}): Promise<GuestProcess> {
+    this.assertUsable();
+    const argv = commandArgv(command);
+    const { client } = this.internals;
+    const stdinData = options.stdin !== undefined && options.stdin !== 'pipe' ? options.stdin : undefined;
+    let id: bigint;
+    try {
+      id = await client.runProcess({
+        argv,
+        env: mergeEnv(this.info.metadata.env, options.env),
+        cwd: options.cwd ?? this.info.metadata.workingDir,
+        stdinPipe: options.stdin !== undefined,
+        ...(options.uid !== undefined ? { uid: options.uid } : {}),
+        ...(options.gid !== undefined ? { gid: options.gid } : {}),
+      });
+    } catch (error) {
+      throw this.explainSpawnFailure(error, argv, options.cwd ?? this.info.metadata.workingDir);
+    }
+    const process = new GuestProcess(id, argv, {
+      signal: (signo) => client.signal(id, signo),
+      putInput: (data, eof) => client.putInput(id, data, eof),
+    }, options.maxBuffer ?? DEFAULT_MAX_BUFFER, options.iterate ?? false);
+    this.processes.set(id, process);
+    if (stdinData !== undefined) {
+      void process.end(stdinData).catch((error: unknown) => this.internals.logger.debug({ error }, 'stdin write failed'));
+    }
+    this.armLimits(process, options);
+    return process;
+  }
+
+  private explainSpawnFailure(error: unknown, argv: string[], cwd: string): unknown {
+    if (!(error instanceof AgentRequestError)) return error;
+    const program = argv[0] ?? '';
+    if (error.errno === 2) {
+      return new GvmiTestError('exec.not-found', `${program}: not found in the image (or the working directory ${cwd} does not exist)`, {
+        hint: program.includes('/') ? 'check the path inside the image (gvmi-test inspect lists nothing it hides)' : 'the program is looked up in the image Env PATH; give an absolute path or fix PATH',
+        details: { errno: error.errno, argv, cwd },
+        cause: error,
+      });
+    }
+    return new GvmiTestError('exec.failed', `cannot run ${program}: ${error.message.replace(/^[^:]*: /, '')}`, { details: { errno: error.errno, argv, cwd }, cause: error });
+  }
+
+  private armLimits(process: GuestProcess, options: SpawnOptions): void {
+    const clear: (() => void)[] = [];
+    if (options.timeoutMs !== undefined && options.timeoutMs > 0) {
+      const timer = setTimeout(() => {
+        process.timedOut = true;
+        // SIGKILL to the whole group in the guest; the VM stays usable.
+        void process.kill('SIGKILL').catch(() => {});
+      }, options.timeoutMs);
+      clear.push(() => clearTimeout(timer));
+    }
+    if (options.signal) {
+      const onAbort = (): void => void process.kill('SIGKILL').catch(() => {});
+      if (options.signal.aborted) onAbort();
+      else options.signal.addEventListener('abort', onAbort, { once: true });
+      clear.push(() => options.signal?.removeEventListener('abort', onAbort));
+    }
+    void process.result.finally(() => clear.forEach((c) => c()));
+  }
+
+  /**
+   * Runs a command to the end. A string runs as `/bin/sh -c <string>`; an array is argv.
+   * Resolves for any exit status; rejects when it can't start, times out, or is aborted.
+   */
+  async exec(command: string | readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
+    const process = await this.spawn(command, options);
+    const result = await process.wait();
+    if (result.timedOut) {
+      throw new GvmiTestError('exec.timeout', `${result.command.join(' ')}: still running after ${options.timeoutMs} ms, killed`, {
+        details: { result },
+        hint: 'raise the timeout (--timeout / timeoutMs), or look for a command waiting on input or network',
+      });
+    }
+    if (options.signal?.aborted) {
+      throw new GvmiTestError('exec.aborted', `${result.command.join(' ')}: aborted`, { details: { result } });
+    }
+    return result;
+  }
+
+  async upload(hostPath: string, guestPath: string): Promise<void> {
+    this.assertUsable();
+    await uploadToVolume(this.volumes, hostPath, guestPath);
+  }
+
+  async download(guestPath: string, hostPath: string): Promise<DownloadReport> {
+    this.assertUsable();
+    return downloadFromVolume(this.volumes, guestPath, hostPath);
+  }
+
+  async stats(): Promise<VmStats> {
+    this.assertUsable();
+    const s: AgentStats = await this.internals.client.stats();
+    return {
+      overlay: { totalBytes: s.upperTotalBytes, usedBytes: s.upperUsedBytes, freeBytes: s.upperTotalBytes - s.upperUsedBytes },
+      memory: { totalBytes: s.memTotalBytes, availableBytes: s.memAvailableBytes },
+      uptimeMs: s.uptimeMs,
+      runningProcesses: s.runningProcesses,
+    };
+  }
+
+  /** The largest files written outside volumes (the overlay's RAM-backed upper layer). */
+  async overlayUsage(limit = 10): Promise<UpperUsageEntry[]> {
+    this.assertUsable();
+    return this.internals.client.upperUsage(limit);
+  }
+
+  /** Stops reading guest output until resumeOutput(): back-pressure reaches the guest processes. */
+  pauseOutput(): void {
+    this.internals.client.pause();
+  }
+
+  resumeOutput(): void {
+    this.internals.client.resume();
+  }
+
+  /** The guest console so far. */
+  async console(): Promise<string> {
+    return readConsole(this.info.consoleLog);
+  }
+
+  async consoleTail(lines = 20): Promise<string> {
+    return consoleTail(this.info.consoleLog, lines);
+  }
+
+  private assertUsable(): void {
+    if (this.crash) throw this.crash;
+    if (this.stopping) throw new GvmiTestError('vm.stopped', 'the VM has been stopped');
+  }
+
+  /** Powers the guest off and removes temporary files. Safe to call more than once. */
+  stop(): Promise<void> {
+    this.stopping ??= this.doStop();
+    return this.stopping;
+  }
+
+  private async doStop(): Promise<void> {
+    const { client, qemu, logger } = this.internals;
+    if (!client.closed && !this.crash) {
+      await client.quit(3000).catch((error: unknown) => logger.debug({ error }, 'quit not acknowledged'));
+    }
+    const exited = await Promise.race([
+      qemu.then(() => true, () => true),
+      new Promise<false>((resolve) => setTimeout(() => resolve(false), 5000).unref()),
+    ]);
+    if (!exited) {
+      logger.warn('guest did not power off in time; killing QEMU');
+      qemu.kill('SIGKILL');
+      await qemu.catch(() => {});
+    }
+    client.close(new GvmiTestError('vm.stopped', 'the VM has been stopped'));
+    await this.internals.cleanup(this.internals.keepVolumes);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+}
