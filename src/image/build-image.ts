@@ -98,6 +98,10 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
   if (!options.force && (await stat(output).catch(() => undefined))) {
     throw new GvmiTestError('build.output-exists', `${output} exists`, { hint: 'pass --force to replace it' });
   }
+  const outputDir = await stat(dirname(output)).catch(() => undefined);
+  if (!outputDir?.isDirectory()) {
+    throw new GvmiTestError('build.bad-option', `cannot write ${output}: ${dirname(output)} is not an existing directory`);
+  }
   const progress = options.onProgress ?? (() => {});
   const kind = await sourceKind(options.source);
   const scratch = await tempDir({ prefix: 'gvmi-build-', unsafeCleanup: true });
@@ -153,7 +157,7 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
     await rename(partial, output);
     return { image: await readGvmi(output), sourceKind: resultKind, warnings };
   } finally {
-    await rm(partial, { force: true });
+    await rm(partial, { force: true }).catch(() => {});
     await scratch.cleanup();
   }
 }

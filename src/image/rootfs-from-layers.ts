@@ -164,7 +164,9 @@ export class RootfsBuilder {
         } catch (cause) {
           throw new GvmiTestError('build.bad-archive', `hard link ${name} -> ${header.linkname}: target missing`, { cause });
         }
-        break;
+        // One inode, one set of attributes: the link's header must not override the target's.
+        this.attributes.set(rel, this.attributes.get(this.relativeOf(target)) ?? attributes);
+        return;
       }
       case 'character-device':
       case 'block-device':
