@@ -48,7 +48,7 @@ demo: build runtime
 	@bash examples/hello/demo.sh
 
 bench: build runtime
-	npx tsx bench/run.ts
+	npx tsx bench/boot-time.ts
 
 clean:
 	rm -rf dist .tmp runtime/.build

@@ -36,6 +36,8 @@ export class AgentRequestError extends GvmiTestError {
 
 interface Pending {
   what: string;
+  /** A RUN_PROCESS: hold that process's notifications until claimProcess(). */
+  spawn?: boolean;
   resolve: (m: GuestMessage) => void;
   reject: (e: Error) => void;
   timer: NodeJS.Timeout | undefined;
@@ -52,6 +54,12 @@ export class AgentClient extends EventEmitter<AgentEvents> {
   private readonly reader = new MessageReader();
   private readonly pending = new Map<bigint, Pending>();
   private nextId = 1n;
+  /**
+   * Notifications of processes whose RUN_PROCESS reply has been decoded but not yet seen by the
+   * caller: the reply, the output and the death of a short process can arrive in one socket read,
+   * and the caller's continuation only runs after that whole read is dispatched.
+   */
+  private readonly unclaimed = new Map<bigint, (() => void)[]>();
   private closedError: GvmiTestError | undefined;
 
   constructor(private readonly socket: Socket, private readonly logger: Logger, private readonly defaultTimeoutMs = 30_000) {
@@ -89,8 +97,8 @@ export class AgentClient extends EventEmitter<AgentEvents> {
   private dispatch(m: GuestMessage): void {
     switch (m.type) {
       case 'ready': this.emit('ready', m.uptimeMs); return;
-      case 'output-data': this.emit('output', m.processId, m.fd, m.data); return;
-      case 'process-died': this.emit('died', m.processId, m.status, m.kind); return;
+      case 'output-data': this.deliver(m.processId, () => this.emit('output', m.processId, m.fd, m.data)); return;
+      case 'process-died': this.deliver(m.processId, () => this.emit('died', m.processId, m.status, m.kind)); return;
       case 'output-available': return; // pull mode is not used by this client
     }
     const p = this.pending.get(m.id);
@@ -100,8 +108,22 @@ export class AgentClient extends EventEmitter<AgentEvents> {
     }
     this.pending.delete(m.id);
     if (p.timer) clearTimeout(p.timer);
+    if (p.spawn && m.type === 'ok-u64') this.unclaimed.set(m.value, []);
     if (m.type === 'err') p.reject(new AgentRequestError(m.errno, p.what));
     else p.resolve(m);
+  }
+
+  private deliver(processId: bigint, emit: () => void): void {
+    const held = this.unclaimed.get(processId);
+    if (held) held.push(emit);
+    else emit();
+  }
+
+  /** Delivers the notifications held for a process since its RUN_PROCESS reply, then live ones. */
+  claimProcess(processId: bigint): void {
+    const held = this.unclaimed.get(processId);
+    this.unclaimed.delete(processId);
+    for (const emit of held ?? []) emit();
   }
 
   /** Rejects everything pending with `error`; later calls fail with it too. */
@@ -116,7 +138,7 @@ export class AgentClient extends EventEmitter<AgentEvents> {
     this.emit('closed', error);
   }
 
-  async request(type: number, build: (w: RequestWriter) => void, what: string, timeoutMs = this.defaultTimeoutMs): Promise<GuestMessage> {
+  async request(type: number, build: (w: RequestWriter) => void, what: string, timeoutMs = this.defaultTimeoutMs, spawn = false): Promise<GuestMessage> {
     if (this.closedError) throw this.closedError;
     const id = this.nextId++;
     const writer = new RequestWriter(id, type);
@@ -129,11 +151,12 @@ export class AgentClient extends EventEmitter<AgentEvents> {
           reject(new GvmiTestError('agent.timeout', `${what}: no answer from the guest agent within ${timeoutMs} ms`));
         }, timeoutMs)
         : undefined;
-      this.pending.set(id, { what, resolve, reject, timer });
+      this.pending.set(id, { what, resolve, reject, timer, spawn });
       this.socket.write(frame);
     });
   }
 
+  /** Starts a process; call claimProcess(id) once ready to receive its output and death. */
   async runProcess(spec: RunProcessSpec): Promise<bigint> {
     const reply = await this.request(MsgType.RUN_PROCESS, (w) => {
       w.sub(SubRun.BIN).bytes(spec.argv[0] ?? '');
@@ -145,7 +168,7 @@ export class AgentClient extends EventEmitter<AgentEvents> {
       if (spec.stdinPipe) w.sub(SubRun.RFD).u32(0).u8(RedirectKind.PIPE_BLOCKING).u64(65536);
       w.sub(SubRun.RFD).u32(1).u8(RedirectKind.PIPE_PUSH);
       w.sub(SubRun.RFD).u32(2).u8(RedirectKind.PIPE_PUSH);
-    }, `running ${spec.argv[0] ?? '?'}`);
+    }, `running ${spec.argv[0] ?? '?'}`, this.defaultTimeoutMs, true);
     if (reply.type !== 'ok-u64') throw new GvmiTestError('agent.protocol', `RUN_PROCESS answered with ${reply.type}`);
     return reply.value;
   }

@@ -9,8 +9,8 @@ import { GvmiTestError } from '../errors.js';
 export type AcceleratorChoice = 'auto' | 'kvm' | 'tcg';
 
 export interface HostFacts {
-  modules: string[];
-  cpuFlags: string[];
+  modules: readonly string[];
+  cpuFlags: readonly string[];
   devKvm: 'read-write' | 'unreadable' | 'missing';
 }
 

@@ -23,6 +23,8 @@ export interface QemuSpec {
   hostname: string;
   overlayMiB: number;
   sandbox: boolean;
+  /** Drop to this user after start-up (when gvmi-test runs as root). */
+  runAs?: string;
 }
 
 /** TCG's translation cache, MiB: the default (1 GiB with big guests) is wasted on short runs. */
@@ -38,8 +40,14 @@ export function resourceArgs(memoryMiB: number, cpus: number): string[] {
   return ['-m', `${memoryMiB}M`, '-smp', String(cpus)];
 }
 
-export function baseArgs(sandbox: boolean): string[] {
-  return ['-nodefaults', '-no-user-config', '-nographic', '-no-reboot', ...(sandbox ? ['-sandbox', 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny'] : [])];
+export function baseArgs(sandbox: boolean, runAs?: string): string[] {
+  // -runas needs set*id once, so the seccomp filter must allow it; QEMU is unprivileged after.
+  const elevate = runAs ? 'allow' : 'deny';
+  return [
+    '-nodefaults', '-no-user-config', '-nographic', '-no-reboot',
+    ...(sandbox ? ['-sandbox', `on,obsolete=deny,elevateprivileges=${elevate},spawn=deny,resourcecontrol=deny`] : []),
+    ...(runAs ? ['-runas', runAs] : []),
+  ];
 }
 
 export function kernelCommandLine(spec: Pick<QemuSpec, 'hostname' | 'overlayMiB'>): string {
@@ -54,6 +62,8 @@ export function kernelCommandLine(spec: Pick<QemuSpec, 'hostname' | 'overlayMiB'
     'i8042.nokbd',
     `hostname=${spec.hostname}`,
     `gvmi.overlay_mb=${spec.overlayMiB}`,
+    // for debugging the guest, e.g. GVMI_TEST_KERNEL_APPEND=gvmi.debug=1 logs every request
+    ...(process.env['GVMI_TEST_KERNEL_APPEND'] ? [process.env['GVMI_TEST_KERNEL_APPEND']] : []),
   ].join(' ');
 }
 
@@ -100,7 +110,7 @@ export function escapeOption(value: string): string {
 
 export function buildQemuArgs(spec: QemuSpec): string[] {
   return [
-    ...baseArgs(spec.sandbox),
+    ...baseArgs(spec.sandbox, spec.runAs),
     ...machineArgs(spec.accelerator),
     ...resourceArgs(spec.memoryMiB, spec.cpus),
     ...kernelArgs(spec),

@@ -16,6 +16,7 @@ import { readGvmi } from '../image/gvmi-file.js';
 import { detectAccelerator, type AcceleratorChoice } from '../qemu/accelerator.js';
 import { buildQemuArgs } from '../qemu/qemu-args.js';
 import { findQemu, findRuntime, qemuSupportsSandbox } from '../qemu/runtime-files.js';
+import { resolveQemuUser } from '../qemu/qemu-user.js';
 import { consoleTail, explainInitFailure, findKernelPanic, parseInitFailure, readConsole } from './console-log.js';
 import { StartedVm } from './started-vm.js';
 import { planVolumes } from './volumes.js';
@@ -63,7 +64,7 @@ export async function startVm(options: StartVmOptions): Promise<StartedVm> {
     findQemu(),
     detectAccelerator(options.accel),
   ]);
-  const sandbox = await qemuSupportsSandbox(qemuPath);
+  const [sandbox, qemuUser] = await Promise.all([qemuSupportsSandbox(qemuPath), resolveQemuUser()]);
   logger.debug({ accelerator }, 'accelerator chosen');
 
   const cleanups: (() => Promise<void>)[] = [];
@@ -78,7 +79,7 @@ export async function startVm(options: StartVmOptions): Promise<StartedVm> {
   try {
     const privateDir = await tempDir({ prefix: 'gvmi-vm-', unsafeCleanup: true, mode: 0o700 });
     cleanups.push(() => privateDir.cleanup());
-    const planned = await planVolumes(image.metadata.volumes, options.volumes);
+    const planned = await planVolumes(image.metadata.volumes, options.volumes, qemuUser);
     cleanups.push(() => (keepVolumes ? Promise.resolve() : planned.cleanup()));
 
     const agentSocket = join(privateDir.path, 'agent.sock');
@@ -102,6 +103,7 @@ export async function startVm(options: StartVmOptions): Promise<StartedVm> {
       hostname: options.hostname ?? 'golem',
       overlayMiB: options.overlayMiB ?? 128,
       sandbox,
+      ...(qemuUser ? { runAs: qemuUser.name } : {}),
     });
     logger.debug({ qemu: qemuPath, args }, 'starting QEMU');
     const proc = execa(qemuPath, args, {

@@ -136,6 +136,7 @@ export class StartedVm implements AsyncDisposable {
       putInput: (data, eof) => client.putInput(id, data, eof),
     }, options.maxBuffer ?? DEFAULT_MAX_BUFFER, options.iterate ?? false);
     this.processes.set(id, process);
+    client.claimProcess(id);
     if (stdinData !== undefined) {
       void process.end(stdinData).catch((error: unknown) => this.internals.logger.debug({ error }, 'stdin write failed'));
     }
@@ -172,7 +173,8 @@ export class StartedVm implements AsyncDisposable {
       else options.signal.addEventListener('abort', onAbort, { once: true });
       clear.push(() => options.signal?.removeEventListener('abort', onAbort));
     }
-    void process.result.finally(() => clear.forEach((c) => c()));
+    const done = (): void => clear.forEach((c) => c());
+    process.result.then(done, done);
   }
 
   /**

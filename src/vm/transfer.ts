@@ -4,7 +4,7 @@
  * never through the guest. The guest controls what is in that directory, so nothing here follows
  * a guest-made symlink out of it, writes through one, or brings back setuid bits.
  */
-import { chmod, copyFile, cp, lstat, mkdir, readdir, readlink, symlink, unlink } from 'node:fs/promises';
+import { chmod, copyFile, cp, lchown, lstat, mkdir, readdir, readlink, stat, symlink, unlink } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
 import { GvmiTestError } from '../errors.js';
 import { volumeOf } from '../diagnostics/static-findings.js';
@@ -60,7 +60,26 @@ export async function uploadToVolume(mounts: readonly VolumeMount[], hostSource:
   if (existing?.isSymbolicLink()) await unlink(target);
   if (source.isDirectory()) await cp(hostSource, target, { recursive: true, force: true, verbatimSymlinks: true });
   else await copyFile(hostSource, target);
+  await giveToVolumeOwner(mount.hostPath, target);
   return target;
+}
+
+/**
+ * On a provider the requestor's files are written by the user QEMU runs as, so the guest may
+ * change them. When we are root and QEMU is not, hand uploads (and directories made for them)
+ * to the volume directory's owner.
+ */
+async function giveToVolumeOwner(volumeRoot: string, target: string): Promise<void> {
+  if (process.getuid?.() !== 0) return;
+  const { uid, gid } = await stat(volumeRoot);
+  if (uid === 0) return;
+  const walk = async (path: string): Promise<void> => {
+    await lchown(path, uid, gid);
+    const st = await lstat(path);
+    if (st.isDirectory()) for (const name of await readdir(path)) await walk(join(path, name));
+  };
+  await walk(target);
+  for (let dir = dirname(target); dir.startsWith(`${volumeRoot}/`); dir = dirname(dir)) await lchown(dir, uid, gid);
 }
 
 export interface DownloadReport {

@@ -3,7 +3,8 @@
  * unless the caller binds its own), exported over 9p as tag mnt<k> and mounted over the image's
  * content, as on a provider.
  */
-import { mkdir, realpath, stat } from 'node:fs/promises';
+import { chown, mkdir, realpath, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { dir as tempDir, type DirectoryResult } from 'tmp-promise';
 import { normaliseVolumePath } from '../image/container-config.js';
 import { GvmiTestError } from '../errors.js';
@@ -25,7 +26,12 @@ export interface PlannedVolumes {
  * Image volumes plus caller bindings (`guest path -> host dir`). A binding for a path that is not
  * an image VOLUME adds a volume there (as a requestor's extra volume would).
  */
-export async function planVolumes(imageVolumes: readonly string[], bindings: Readonly<Record<string, string>> = {}): Promise<PlannedVolumes> {
+export async function planVolumes(
+  imageVolumes: readonly string[],
+  bindings: Readonly<Record<string, string>> = {},
+  /** QEMU's user when it differs from ours: each volume directory is handed to it, as a provider's are its own. */
+  owner?: { uid: number; gid: number },
+): Promise<PlannedVolumes> {
   const bound = new Map<string, string>();
   for (const [guest, host] of Object.entries(bindings)) {
     if (!guest.startsWith('/')) throw new GvmiTestError('usage', `volume ${JSON.stringify(guest)} must be an absolute guest path`);
@@ -48,6 +54,10 @@ export async function planVolumes(imageVolumes: readonly string[], bindings: Rea
         temporaries.push(t);
         hostPath = await realpath(t.path);
       }
+      if (owner) {
+        await chown(hostPath, owner.uid, owner.gid);
+        await assertReachable(hostPath, owner.uid);
+      }
       mounts.push({ guestPath, hostPath, tag: `mnt${k}`, temporary: !bound.has(guestPath) });
     }
   } catch (error) {
@@ -55,4 +65,18 @@ export async function planVolumes(imageVolumes: readonly string[], bindings: Rea
     throw error;
   }
   return { mounts, cleanup };
+}
+
+/** QEMU (as `uid`) must be able to walk down to the volume directory. */
+async function assertReachable(path: string, uid: number): Promise<void> {
+  for (let dir = dirname(path); ; dir = dirname(dir)) {
+    const st = await stat(dir);
+    const searchable = st.uid === uid ? (st.mode & 0o100) !== 0 : (st.mode & 0o001) !== 0;
+    if (!searchable) {
+      throw new GvmiTestError('usage', `QEMU runs unprivileged and cannot reach volume directory ${path}: ${dir} is not searchable by others`, {
+        hint: `chmod o+x ${dir}, use a directory under /tmp, or set GVMI_TEST_QEMU_USER=root`,
+      });
+    }
+    if (dir === dirname(dir)) return;
+  }
 }

@@ -12,7 +12,7 @@ export type TarEntry =
 export async function makeTar(entries: readonly TarEntry[]): Promise<Buffer> {
   const pack = tar.pack();
   const chunks: Buffer[] = [];
-  pack.on('data', (c: Buffer) => chunks.push(c));
+  pack.on('data', (c) => chunks.push(c as Buffer));
   const ended = new Promise<void>((resolve, reject) => {
     pack.on('end', () => resolve());
     pack.on('error', reject);
@@ -92,7 +92,7 @@ export async function makeOciLayout(spec: ImageSpec): Promise<Buffer> {
 async function makeBinaryTar(entries: readonly TarEntry[]): Promise<Buffer> {
   const pack = tar.pack();
   const chunks: Buffer[] = [];
-  pack.on('data', (c: Buffer) => chunks.push(c));
+  pack.on('data', (c) => chunks.push(c as Buffer));
   const ended = new Promise<void>((resolve) => pack.on('end', () => resolve()));
   for (const e of entries) {
     await new Promise<void>((resolve, reject) => {

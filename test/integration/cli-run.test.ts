@@ -1,0 +1,85 @@
+/**
+ * `gvmi-test run` as a user runs it: the built CLI in a child process, real exit statuses.
+ */
+import { chmod, mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { execa } from 'execa';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
+
+const cli = resolve('dist/cli/main.js');
+let dir: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'gvmi-cli-'));
+});
+
+function run(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}) {
+  return execa('node', [cli, ...args], { reject: false, cwd: options.cwd ?? dir, ...(options.env ? { env: options.env } : {}) });
+}
+
+describe('gvmi-test run', () => {
+  it('prints both streams and exits with the guest status', async () => {
+    const r = await run(['run', inject('tinyImage'), '--', 'sh', '-c', 'echo out; echo err >&2; exit 3']);
+    expect(r.stdout).toBe('out');
+    expect(r.stderr).toBe('err');
+    expect(r.exitCode).toBe(3);
+  });
+
+  it('uploads a host script into the first volume and runs it with its arguments', async () => {
+    await writeFile(join(dir, 'script.sh'), '#!/bin/sh\necho "running $0 with $# args: $*"\n');
+    await chmod(join(dir, 'script.sh'), 0o644);
+    const r = await run(['run', inject('tinyImage'), '--', './script.sh', 'one', 'two words']);
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toBe('running /golem/input/script.sh with 2 args: one two words');
+  });
+
+  it('--input and --output round-trip files through volumes', async () => {
+    await writeFile(join(dir, 'numbers.txt'), '3\n1\n2\n');
+    const out = join(dir, 'out');
+    const r = await run(['run', inject('tinyImage'), '--input', 'numbers.txt', '--output', out, '--',
+      'sh', '-c', 'sort /golem/input/numbers.txt > /golem/output/sorted.txt']);
+    expect(r.exitCode).toBe(0);
+    expect(await readFile(join(out, 'golem/output/sorted.txt'), 'utf8')).toBe('1\n2\n3\n');
+  });
+
+  it('a killed command exits 128+signal', async () => {
+    const r = await run(['run', inject('tinyImage'), '--', 'sh', '-c', 'kill -9 $$']);
+    expect(r.exitCode).toBe(137);
+  });
+
+  it('--json prints one result object', async () => {
+    const r = await run(['run', inject('tinyImage'), '--json', '--', 'echo', 'hi']);
+    const result = JSON.parse(r.stdout) as { exitCode: number; stdout: string; accelerator: { accel: string; reason: string } };
+    expect(result).toMatchObject({ exitCode: 0, stdout: 'hi\n' });
+    expect(result.accelerator.reason).toMatch(/^(TCG|KVM) \(/);
+  });
+
+  it('a command missing from the image: clear error, code, exit 127', async () => {
+    const r = await run(['run', inject('tinyImage'), '--', 'no-such-tool']);
+    expect(r.exitCode).toBe(127);
+    expect(r.stderr).toContain('[exec.not-found]');
+  });
+
+  it('--timeout kills the command and exits 124', async () => {
+    const r = await run(['run', inject('tinyImage'), '--timeout', '2', '--', 'sleep', '30']);
+    expect(r.exitCode).toBe(124);
+    expect(r.stderr).toContain('[exec.timeout]');
+  });
+
+  it('a corrupt image: one line with its code, exit 65, no stack trace', async () => {
+    await writeFile(join(dir, 'corrupt.gvmi'), Buffer.alloc(8192, 1));
+    const r = await run(['run', join(dir, 'corrupt.gvmi'), '--', 'true']);
+    expect(r.exitCode).toBe(65);
+    expect(r.stderr).toMatch(/\[image\.bad-length\]/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('no temporary directories are left behind', async () => {
+    const privateTmp = await mkdtemp(join(tmpdir(), 'gvmi-own-tmp-'));
+    await chmod(privateTmp, 0o711); // QEMU may run unprivileged and must reach the volumes
+    const r = await run(['run', inject('tinyImage'), '--', 'sh', '-c', 'echo x > /golem/output/f'], { env: { TMPDIR: privateTmp } });
+    expect(r.exitCode).toBe(0);
+    expect(await readdir(privateTmp)).toEqual([]);
+  });
+});

@@ -1,0 +1,82 @@
+import { describe, expect, it } from 'vitest';
+import { chooseAccelerator, kvmProblem, type HostFacts } from '../../../src/qemu/accelerator.js';
+import { agentChannelArgs, buildQemuArgs, escapeOption, kernelCommandLine, machineArgs, rootDiskArgs, volumeArgs } from '../../../src/qemu/qemu-args.js';
+import { isGvmiTestError } from '../../../src/errors.js';
+
+const hardware: HostFacts = { modules: ['kvm', 'kvm_intel'], cpuFlags: ['fpu', 'vmx'], devKvm: 'read-write' };
+const pvm: HostFacts = { modules: ['kvm', 'kvm_pvm'], cpuFlags: ['fpu', 'hypervisor'], devKvm: 'read-write' };
+
+describe('accelerator choice', () => {
+  it.each([
+    ['hardware KVM', hardware, 'auto', 'kvm', /hardware/],
+    ['para-virtualised /dev/kvm (these machines)', pvm, 'auto', 'tcg', /^TCG \(.*para-virtualised/],
+    ['no /dev/kvm', { ...hardware, devKvm: 'missing' }, 'auto', 'tcg', /does not exist/],
+    ['unreadable /dev/kvm', { ...hardware, devKvm: 'unreadable' }, 'auto', 'tcg', /kvm group/],
+    ['no vmx/svm flag', { modules: ['kvm'], cpuFlags: ['fpu'], devKvm: 'read-write' }, 'auto', 'tcg', /vmx\/svm/],
+    ['tcg forced', hardware, 'tcg', 'tcg', /requested/],
+    ['kvm forced on a pvm host that opens /dev/kvm', pvm, 'kvm', 'kvm', /requested/],
+  ] as const)('%s', (_label, facts, requested, accel, reason) => {
+    const choice = chooseAccelerator(requested, facts);
+    expect(choice.accel).toBe(accel);
+    expect(choice.reason).toMatch(reason);
+  });
+
+  it('refuses forced KVM when /dev/kvm cannot be opened', () => {
+    let error: unknown;
+    try {
+      chooseAccelerator('kvm', { ...hardware, devKvm: 'missing' });
+    } catch (e) {
+      error = e;
+    }
+    expect(isGvmiTestError(error, 'setup.kvm-unusable')).toBe(true);
+  });
+
+  it('hardware KVM has no problem', () => {
+    expect(kvmProblem(hardware)).toBeUndefined();
+  });
+});
+
+describe('QEMU arguments', () => {
+  it('machine: microvm without ACPI; TCG gets a bounded translation cache; never -cpu host', () => {
+    expect(machineArgs({ accel: 'tcg', reason: '' })).toEqual(['-M', 'microvm,acpi=off', '-accel', 'tcg,tb-size=64', '-cpu', 'max']);
+    expect(machineArgs({ accel: 'kvm', reason: '' })).toContain('kvm');
+  });
+
+  it('the image is a read-only raw virtio disk', () => {
+    expect(rootDiskArgs('/img/a.gvmi')).toEqual(['-drive', 'id=rootfs,file=/img/a.gvmi,format=raw,if=none,readonly=on,cache=unsafe', '-device', 'virtio-blk-device,drive=rootfs']);
+  });
+
+  it('one 9p device per volume with security_model=none and tags mnt<k>', () => {
+    expect(volumeArgs([{ tag: 'mnt0', hostPath: '/h/in' }, { tag: 'mnt1', hostPath: '/h/out' }])).toEqual([
+      '-fsdev', 'local,id=mnt0,path=/h/in,security_model=none', '-device', 'virtio-9p-device,fsdev=mnt0,mount_tag=mnt0',
+      '-fsdev', 'local,id=mnt1,path=/h/out,security_model=none', '-device', 'virtio-9p-device,fsdev=mnt1,mount_tag=mnt1',
+    ]);
+  });
+
+  it('agent channel: virtio-serial port manager_port on our unix socket', () => {
+    expect(agentChannelArgs('/t/agent.sock')).toEqual(['-chardev', 'socket,id=agent,path=/t/agent.sock', '-device', 'virtio-serial-device', '-device', 'virtserialport,chardev=agent,name=manager_port']);
+  });
+
+  it('commas in paths are doubled so QEMU does not split them', () => {
+    expect(escapeOption('/a,b/c.gvmi')).toBe('/a,,b/c.gvmi');
+    expect(rootDiskArgs('/a,b.gvmi')[1]).toContain('file=/a,,b.gvmi,');
+  });
+
+  it('kernel command line carries hostname and the overlay size', () => {
+    const line = kernelCommandLine({ hostname: 'golem', overlayMiB: 128 });
+    expect(line).toContain('hostname=golem');
+    expect(line).toContain('gvmi.overlay_mb=128');
+    expect(line).toContain('panic=-1');
+  });
+
+  it('the whole line: no NIC, memory and cpus as asked, sandbox when supported', () => {
+    const args = buildQemuArgs({
+      accelerator: { accel: 'tcg', reason: '' }, memoryMiB: 768, cpus: 2, kernel: 'k', initramfs: 'i', image: 'img',
+      agentSocket: 's', consoleLog: 'c', volumes: [], hostname: 'golem', overlayMiB: 128, sandbox: true,
+    });
+    expect(args.join(' ')).toContain('-m 768M -smp 2');
+    expect(args).toContain('-nodefaults');
+    expect(args.join(' ')).not.toMatch(/-net|-nic|netdev/);
+    expect(args[args.indexOf('-sandbox') + 1]).toMatch(/^on,/);
+  });
+});
