@@ -62,11 +62,23 @@ export class AgentClient extends EventEmitter<AgentEvents> {
   private readonly unclaimed = new Map<bigint, (() => void)[]>();
   private closedError: GvmiTestError | undefined;
 
-  constructor(private readonly socket: Socket, private readonly logger: Logger, private readonly defaultTimeoutMs = 30_000) {
+  /**
+   * @param explainDisconnect says why the channel closed (stopped, crashed, with the console):
+   *   pending calls are rejected with its answer.
+   */
+  constructor(
+    private readonly socket: Socket,
+    private readonly logger: Logger,
+    private readonly explainDisconnect: () => Promise<GvmiTestError> = async () => new GvmiTestError('vm.stopped', 'the agent channel closed'),
+    private readonly defaultTimeoutMs = 30_000,
+  ) {
     super();
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('error', (error) => this.close(new GvmiTestError('vm.crashed', `agent channel failed: ${error.message}`, { cause: error })));
-    socket.on('close', () => this.close(new GvmiTestError('vm.stopped', 'the agent channel closed')));
+    socket.on('error', (error) => logger.debug({ error }, 'agent channel error'));
+    socket.on('close', () => {
+      if (this.closedError) return;
+      void this.explainDisconnect().then((e) => this.close(e), () => this.close(new GvmiTestError('vm.stopped', 'the agent channel closed')));
+    });
   }
 
   get closed(): boolean {

@@ -55,7 +55,15 @@ async function onPath(name: string): Promise<string | undefined> {
 
 export async function findQemu(): Promise<string> {
   const explicit = process.env['GVMI_TEST_QEMU'];
-  const found = explicit ?? (await onPath('qemu-system-x86_64'));
+  if (explicit) {
+    try {
+      await access(explicit, constants.X_OK);
+      return explicit;
+    } catch {
+      throw new GvmiTestError('setup.qemu-missing', `GVMI_TEST_QEMU=${explicit} is not an executable file`, { hint: 'unset it to use qemu-system-x86_64 from PATH' });
+    }
+  }
+  const found = await onPath('qemu-system-x86_64');
   if (!found) {
     throw new GvmiTestError('setup.qemu-missing', 'qemu-system-x86_64 not found on PATH', {
       hint: 'install it with `make deps` (Debian: apt-get install qemu-system-x86)',

@@ -44,6 +44,14 @@ export interface StartVmOptions {
 
 let vmCounter = 0;
 
+async function crashError(consoleLog: string, exit: string | number): Promise<GvmiTestError> {
+  const panic = findKernelPanic(await readConsole(consoleLog));
+  return new GvmiTestError('vm.crashed', `the guest crashed: ${panic ?? `QEMU exited (${exit})`}`, {
+    hint: panic ? 'the guest kernel panicked; the console tail below shows what led to it' : 'QEMU ended unexpectedly (killed from outside, or out of host memory?)',
+    details: { consoleTail: await consoleTail(consoleLog, 25) },
+  });
+}
+
 function bootError(code: 'vm.boot-failed' | 'vm.boot-timeout', message: string, tail: string, consoleText: string, qemuStderr: string): GvmiTestError {
   const initFailure = parseInitFailure(consoleText);
   const panic = findKernelPanic(consoleText);
@@ -141,7 +149,14 @@ export async function startVm(options: StartVmOptions): Promise<StartedVm> {
       const socket = (first as [Socket])[0];
       server.close();
       server = undefined;
-      const client = new AgentClient(socket, logger);
+      let vmRef: StartedVm | undefined;
+      // The channel closes first when the guest dies; QEMU's exit and the console tell why.
+      const explainDisconnect = async (): Promise<GvmiTestError> => {
+        if (vmRef?.stopped) return new GvmiTestError('vm.stopped', 'the VM has been stopped');
+        await Promise.race([proc, new Promise((r) => setTimeout(r, 2000).unref())]);
+        return crashError(consoleLog, proc.exitCode ?? proc.signalCode ?? 'still running');
+      };
+      const client = new AgentClient(socket, logger, explainDisconnect);
       cleanups.push(async () => { socket.destroy(); });
       const ready = once(client, 'ready') as Promise<[number]>;
       const outcome = await Promise.race([ready, exited, timeout, aborted]);
@@ -158,13 +173,10 @@ export async function startVm(options: StartVmOptions): Promise<StartedVm> {
         info: { image: imagePath, metadata: image.metadata, accelerator, memoryMiB, cpus, bootMs: Math.round(performance.now() - started), consoleLog },
         cleanup, keepVolumes,
       });
+      vmRef = vm;
       void proc.then(async (r) => {
         if (vm.stopped) return;
-        const text = await readConsole(consoleLog);
-        const panic = findKernelPanic(text);
-        vm.markCrashed(new GvmiTestError('vm.crashed', `the guest crashed: ${panic ?? `QEMU exited (${r.exitCode ?? r.signal})`}`, {
-          details: { consoleTail: await consoleTail(consoleLog, 25) },
-        }));
+        vm.markCrashed(await crashError(consoleLog, r.exitCode ?? r.signal ?? 'unknown'));
         await cleanup(keepVolumes);
       });
       return vm;

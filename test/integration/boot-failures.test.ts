@@ -1,0 +1,69 @@
+/**
+ * When the VM can't boot or dies, the error says why (and nothing is left running).
+ */
+import { copyFile, mkdir, mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { buildImage } from '../../src/image/build-image.js';
+import { startVm } from '../../src/index.js';
+import { GvmiTestError } from '../../src/errors.js';
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'gvmi-bootfail-'));
+});
+
+const savedEnv = { ...process.env };
+afterEach(() => {
+  process.env = { ...savedEnv };
+});
+
+async function failure(p: Promise<unknown>): Promise<GvmiTestError> {
+  const e = await p.then(() => undefined, (x: unknown) => x);
+  expect(e).toBeInstanceOf(GvmiTestError);
+  return e as GvmiTestError;
+}
+
+describe('boot failures name their cause', () => {
+  it('an image without /etc fails as on a provider, and the error says to add /etc', async () => {
+    const rootfs = join(dir, 'no-etc');
+    await mkdir(join(rootfs, 'bin'), { recursive: true });
+    await copyFile('/bin/busybox', join(rootfs, 'bin/busybox'));
+    const image = join(dir, 'no-etc.gvmi');
+    await buildImage({ source: rootfs, output: image, volumes: ['/out'] });
+    const e = await failure(startVm({ image }));
+    expect(e.code).toBe('vm.boot-failed');
+    expect(e.details?.['initFailure']).toMatchObject({ step: 'resolv.conf', errno: 2 });
+    expect(e.hint).toMatch(/no \/etc directory/);
+    expect(String(e.details?.['consoleTail'])).toContain('GVMI-INIT-FATAL resolv.conf 2');
+  });
+
+  it('a missing runtime says which make target builds it', async () => {
+    process.env['GVMI_TEST_RUNTIME'] = join(dir, 'nope.json');
+    const e = await failure(startVm({ image: inject('tinyImage') }));
+    expect(e.code).toBe('setup.runtime-missing');
+    expect(e.hint).toContain('make runtime');
+  });
+
+  it('a missing QEMU is setup.qemu-missing', async () => {
+    process.env['GVMI_TEST_QEMU'] = join(dir, 'no-qemu');
+    expect((await failure(startVm({ image: inject('tinyImage') }))).code).toBe('setup.qemu-missing');
+  });
+});
+
+describe('a guest that dies', () => {
+  it('a kernel panic rejects pending calls with vm.crashed and the console tail', async () => {
+    const vm = await startVm({ image: inject('tinyImage') });
+    try {
+      const sleeper = failure(vm.exec('sleep 30'));
+      const e = await failure(vm.exec('echo c > /proc/sysrq-trigger'));
+      expect(e.code).toBe('vm.crashed');
+      expect(String(e.details?.['consoleTail'] ?? e.message)).toMatch(/sysrq|Kernel panic/i);
+      expect((await sleeper).code).toBe('vm.crashed');
+      expect((await failure(vm.exec('true'))).code).toBe('vm.crashed');
+    } finally {
+      await vm.stop();
+    }
+  });
+});
