@@ -34,6 +34,10 @@ export class AgentRequestError extends GvmiTestError {
   }
 }
 
+/** proto.h: EPROTO, E2BIG, EINVAL-at-parse and ETIMEDOUT make the agent resynchronise on a quiet line. */
+const RESYNC_ERRNOS = new Set([71, 7, 110]);
+const RESYNC_QUIET_MS = 80; // PROTO_RESYNC_IDLE_MS (50) plus margin
+
 interface Pending {
   what: string;
   /** A RUN_PROCESS: hold that process's notifications until claimProcess(). */
@@ -61,6 +65,8 @@ export class AgentClient extends EventEmitter<AgentEvents> {
    */
   private readonly unclaimed = new Map<bigint, (() => void)[]>();
   private closedError: GvmiTestError | undefined;
+  /** After the agent refused a malformed request it drops input until the line is quiet. */
+  private quietUntil = 0;
 
   /**
    * @param explainDisconnect says why the channel closed (stopped, crashed, with the console):
@@ -121,6 +127,7 @@ export class AgentClient extends EventEmitter<AgentEvents> {
     this.pending.delete(m.id);
     if (p.timer) clearTimeout(p.timer);
     if (p.spawn && m.type === 'ok-u64') this.unclaimed.set(m.value, []);
+    if (m.type === 'err' && RESYNC_ERRNOS.has(m.errno)) this.quietUntil = Date.now() + RESYNC_QUIET_MS;
     if (m.type === 'err') p.reject(new AgentRequestError(m.errno, p.what));
     else p.resolve(m);
   }
@@ -152,6 +159,8 @@ export class AgentClient extends EventEmitter<AgentEvents> {
 
   async request(type: number, build: (w: RequestWriter) => void, what: string, timeoutMs = this.defaultTimeoutMs, spawn = false): Promise<GuestMessage> {
     if (this.closedError) throw this.closedError;
+    const wait = this.quietUntil - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     const id = this.nextId++;
     const writer = new RequestWriter(id, type);
     build(writer);

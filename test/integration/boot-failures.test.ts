@@ -1,7 +1,7 @@
 /**
  * When the VM can't boot or dies, the error says why (and nothing is left running).
  */
-import { copyFile, mkdir, mkdtemp } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -32,7 +32,12 @@ describe('boot failures name their cause', () => {
     await copyFile('/bin/busybox', join(rootfs, 'bin/busybox'));
     const image = join(dir, 'no-etc.gvmi');
     await buildImage({ source: rootfs, output: image, volumes: ['/out'] });
+    const privateTmp = await mkdtemp(join(tmpdir(), 'gvmi-rollback-'));
+    await chmod(privateTmp, 0o711);
+    process.env['TMPDIR'] = privateTmp;
     const e = await failure(startVm({ image }));
+    // the failed start rolled back: QEMU gone, temporary directories removed
+    expect(await readdir(privateTmp)).toEqual([]);
     expect(e.code).toBe('vm.boot-failed');
     expect(e.details?.['initFailure']).toMatchObject({ step: 'resolv.conf', errno: 2 });
     expect(e.hint).toMatch(/no \/etc directory/);

@@ -1,0 +1,83 @@
+/**
+ * The guest agent against a hostile or dying host: it answers ERR and keeps serving; when the
+ * host disappears, the guest powers off and QEMU is gone.
+ */
+import { execFileSync } from 'node:child_process';
+import { resolve } from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { AgentRequestError } from '../../src/agent/agent-client.js';
+import { startVm, type StartedVm } from '../../src/index.js';
+
+let vm: StartedVm;
+beforeAll(async () => {
+  vm = await startVm({ image: inject('tinyImage') });
+});
+afterAll(async () => {
+  await vm?.stop();
+});
+
+// The raw client is internal; tests reach it to speak the protocol badly on purpose.
+function client(v: StartedVm) {
+  return (v as unknown as { internals: { client: import('../../src/agent/agent-client.js').AgentClient } }).internals.client;
+}
+
+describe('a hostile host', () => {
+  it('an unknown message type gets ERR EPROTO; the agent keeps serving', async () => {
+    const error = await client(vm).request(200, () => {}, 'unknown type').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AgentRequestError);
+    expect((error as AgentRequestError).errno).toBe(71);
+    expect((await vm.exec('echo alive')).stdout).toBe('alive\n');
+  });
+
+  it('a huge length gets ERR E2BIG; an unknown sub-message gets EPROTO; both survive', async () => {
+    const huge = await client(vm).request(2, (w) => w.sub(1).u64(2n ** 50n), 'huge BYTES').catch((e: unknown) => e);
+    expect((huge as AgentRequestError).errno).toBe(7);
+    const badSub = await client(vm).request(3, (w) => w.sub(77), 'bad subtype').catch((e: unknown) => e);
+    expect((badSub as AgentRequestError).errno).toBe(71);
+    let answered = 0;
+    for (let i = 0; i < 20; i++) if ((await vm.exec(['true'])).exitCode === 0) answered++;
+    expect(answered).toBe(20);
+  });
+
+  it('upstream requests gvmi-test does not implement answer EPROTONOSUPPORT', async () => {
+    const e = await client(vm).request(5, () => {}, 'UPLOAD_FILE').catch((x: unknown) => x);
+    expect((e as AgentRequestError).errno).toBe(93);
+  });
+});
+
+describe('a host that dies', () => {
+  it('SIGKILL of the host process: the guest powers off, no QEMU is left', async () => {
+    const script = `
+      import { startVm } from ${JSON.stringify(resolve('dist/index.js'))};
+      const vm = await startVm({ image: ${JSON.stringify(inject('tinyImage'))} });
+      await vm.exec('true');
+      console.log('ready');
+      setInterval(() => {}, 1000);
+    `;
+    const child = execa('node', ['--input-type=module', '-e', script], { reject: false });
+    await new Promise<void>((resolvePromise) => child.stdout!.on('data', (d: Buffer) => { if (d.toString().includes('ready')) resolvePromise(); }));
+    const qemuPids = (): string[] => {
+      try {
+        return execFileSync('pgrep', ['-P', String(child.pid), 'qemu-system'], { encoding: 'utf8' }).trim().split('\n').filter(Boolean);
+      } catch {
+        return [];
+      }
+    };
+    const pids = qemuPids();
+    expect(pids).toHaveLength(1);
+    child.kill('SIGKILL');
+    await child;
+    const deadline = Date.now() + 10_000;
+    let alive = true;
+    while (Date.now() < deadline && alive) {
+      try {
+        process.kill(Number(pids[0]), 0);
+        await new Promise((r) => setTimeout(r, 100));
+      } catch {
+        alive = false;
+      }
+    }
+    expect(alive).toBe(false);
+  });
+});
