@@ -7,6 +7,7 @@ import { GvmiTestError } from '../errors.js';
 import { registerBuild } from './commands/build.js';
 import { registerInspect } from './commands/inspect.js';
 import { registerRun } from './commands/run.js';
+import { registerDoctor } from './commands/doctor.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { processIo, writeLine, type CliIo } from './io.js';
 
@@ -28,6 +29,7 @@ export function createProgram(io: CliIo): Command {
   registerBuild(program, io);
   registerInspect(program, io);
   registerRun(program, io);
+  registerDoctor(program, io);
   for (const command of program.commands) command.exitOverride();
   return program;
 }

@@ -1,12 +1,16 @@
 /** A thing gvmi-test noticed that will matter on a provider, with what to do about it. */
 export type FindingCode =
+  // found in the image itself (inspect, and at run)
   | 'shadowed-files'
   | 'entrypoint-ignored'
   | 'user-dropped'
   | 'no-volumes'
   | 'no-etc'
   | 'image-large'
-  | 'non-amd64';
+  | 'non-amd64'
+  // found while running
+  | 'overlay-full'
+  | 'output-truncated-on-provider';
 
 export interface Finding {
   code: FindingCode;
@@ -15,4 +19,15 @@ export interface Finding {
   fix: string;
   /** Paths concerned, when there are any. */
   paths?: string[];
+  /** Extra figures (sizes, counts) for --json. */
+  details?: Record<string, unknown>;
+}
+
+/** How the CLI and the matchers print a finding: one line, the paths, the fix. */
+export function formatFinding(f: Finding, maxPaths = 10): string {
+  const lines = [`${f.severity} [${f.code}] ${f.message}`];
+  for (const p of (f.paths ?? []).slice(0, maxPaths)) lines.push(`    ${p}`);
+  if ((f.paths?.length ?? 0) > maxPaths) lines.push(`    … and ${f.paths!.length - maxPaths} more`);
+  lines.push(`  fix: ${f.fix}`);
+  return lines.join('\n');
 }

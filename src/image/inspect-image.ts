@@ -1,6 +1,7 @@
 /** `gvmi-test inspect`: what is in a .gvmi and what will surprise its author on a provider. */
 import { staticFindings, shadowedEntries } from '../diagnostics/static-findings.js';
 import type { Finding } from '../diagnostics/finding.js';
+import { architectureFinding } from '../diagnostics/binary-architecture.js';
 import { readGvmi, type GvmiImage } from './gvmi-file.js';
 import { listSquashfs, type SquashfsEntry } from './squashfs-listing.js';
 
@@ -15,10 +16,13 @@ export interface Inspection {
 export async function inspectImage(path: string): Promise<Inspection> {
   const image = await readGvmi(path);
   const entries = await listSquashfs(path);
+  const findings = staticFindings(image.metadata, entries, image.fileSize);
+  const architecture = await architectureFinding(path, entries, image.metadata);
+  if (architecture) findings.push(architecture);
   return {
     image,
     entryCount: entries.length,
     shadowed: shadowedEntries(image.metadata, entries),
-    findings: staticFindings(image.metadata, entries, image.fileSize),
+    findings,
   };
 }

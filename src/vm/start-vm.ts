@@ -17,6 +17,8 @@ import { detectAccelerator, type AcceleratorChoice } from '../qemu/accelerator.j
 import { buildQemuArgs } from '../qemu/qemu-args.js';
 import { findQemu, findRuntime, qemuSupportsSandbox } from '../qemu/runtime-files.js';
 import { resolveQemuUser } from '../qemu/qemu-user.js';
+import { listSquashfs } from '../image/squashfs-listing.js';
+import { shadowedEntries } from '../diagnostics/static-findings.js';
 import { consoleTail, explainInitFailure, findKernelPanic, parseInitFailure, readConsole } from './console-log.js';
 import { StartedVm } from './started-vm.js';
 import { planVolumes } from './volumes.js';
@@ -66,6 +68,8 @@ export async function startVm(options: StartVmOptions): Promise<StartedVm> {
   const started = performance.now();
   const logger = (options.logger ?? pino({ level: 'silent' })).child({ vm: ++vmCounter });
   const imagePath = resolve(options.image);
+  // The file list (for shadowing warnings) is read while the VM boots; it is best-effort.
+  const listing = listSquashfs(imagePath).catch(() => []);
   const [image, runtime, qemuPath, accelerator] = await Promise.all([
     readGvmi(imagePath),
     findRuntime(),
@@ -168,9 +172,11 @@ export async function startVm(options: StartVmOptions): Promise<StartedVm> {
 
       for (const m of planned.mounts) await client.mountVolume(m.tag, m.guestPath);
 
+      const entries = await listing;
+      const shadowed = shadowedEntries({ ...image.metadata, volumes: planned.mounts.map((m) => m.guestPath) }, entries).map((e) => e.path);
       const vm = new StartedVm({
         client, qemu: proc, logger, volumes: planned.mounts,
-        info: { image: imagePath, metadata: image.metadata, accelerator, memoryMiB, cpus, bootMs: Math.round(performance.now() - started), consoleLog },
+        info: { image: imagePath, metadata: image.metadata, accelerator, memoryMiB, cpus, bootMs: Math.round(performance.now() - started), consoleLog, shadowed },
         cleanup, keepVolumes,
       });
       vmRef = vm;

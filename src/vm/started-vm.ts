@@ -13,6 +13,8 @@ import { consoleTail, readConsole } from './console-log.js';
 import { GuestProcess, type ExecResult } from './guest-process.js';
 import { downloadFromVolume, uploadToVolume, type DownloadReport } from './transfer.js';
 import type { VolumeMount } from './volumes.js';
+import type { Finding } from '../diagnostics/finding.js';
+import { outputSizeFinding, overlayFullFinding, overlaySuspect } from '../diagnostics/run-findings.js';
 
 export interface ExecOptions {
   /** Added to (and overriding) the image's Env. */
@@ -51,6 +53,8 @@ export interface VmInfo {
   cpus: number;
   bootMs: number;
   consoleLog: string;
+  /** Files baked into the image under the mounted volumes: hidden in this VM, as on a provider. */
+  shadowed: string[];
 }
 
 export interface VmInternals {
@@ -221,6 +225,36 @@ export class StartedVm implements AsyncDisposable {
   async overlayUsage(limit = 10): Promise<UpperUsageEntry[]> {
     this.assertUsable();
     return this.internals.client.upperUsage(limit);
+  }
+
+  /**
+   * Provider traps this command ran into: the overlay filling up (with the largest files written
+   * outside volumes), output a provider would truncate.
+   */
+  async diagnose(result: ExecResult): Promise<Finding[]> {
+    const findings: Finding[] = [];
+    const volumes = this.volumes.map((v) => v.guestPath);
+    if (!this.crash && !this.stopping) {
+      const stats = await this.stats();
+      if (overlaySuspect(result, stats.overlay)) {
+        findings.push(overlayFullFinding(stats.overlay, await this.overlayUsage(5), volumes));
+      }
+    }
+    const output = outputSizeFinding(result, volumes);
+    if (output) findings.push(output);
+    return findings;
+  }
+
+  /** A finding for the files this VM's volumes hide, if any. */
+  shadowingFinding(): Finding | undefined {
+    if (this.info.shadowed.length === 0) return undefined;
+    return {
+      code: 'shadowed-files',
+      severity: 'warning',
+      message: `${this.info.shadowed.length} file(s) baked into the image under a volume are hidden: a provider mounts an empty directory over each volume`,
+      fix: 'move them out of the volume paths (e.g. /golem/resources), or send them as inputs at run time',
+      paths: this.info.shadowed,
+    };
   }
 
   /** Stops reading guest output until resumeOutput(): back-pressure reaches the guest processes. */

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { inspectImage } from '../../image/inspect-image.js';
 import { formatBytes, writeLine, type CliIo } from '../io.js';
+import { formatFinding } from '../../diagnostics/finding.js';
 
 const MAX_LISTED = 20;
 
@@ -44,11 +45,6 @@ export function registerInspect(program: Command, io: CliIo): void {
         return;
       }
       out();
-      for (const f of result.findings) {
-        out(`${f.severity} [${f.code}] ${f.message}`);
-        for (const p of (f.paths ?? []).slice(0, MAX_LISTED)) out(`    ${p}`);
-        if ((f.paths?.length ?? 0) > MAX_LISTED) out(`    … and ${f.paths!.length - MAX_LISTED} more (--json lists all)`);
-        out(`  fix: ${f.fix}`);
-      }
+      for (const f of result.findings) out(formatFinding(f, MAX_LISTED));
     });
 }

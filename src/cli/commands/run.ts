@@ -8,7 +8,9 @@ import { signalNumber } from '../../vm/guest-process.js';
 import { startVm } from '../../vm/start-vm.js';
 import type { StartedVm } from '../../vm/started-vm.js';
 import { ExitStatus } from '../program.js';
-import { writeLine, type CliIo } from '../io.js';
+import { formatBytes, writeLine, type CliIo } from '../io.js';
+import { formatFinding } from '../../diagnostics/finding.js';
+import { usageReport, type UsageReport } from '../../diagnostics/usage-report.js';
 import { collect, parseKeyValue, parsePositiveInt } from '../options.js';
 
 export interface VmFlags {
@@ -27,6 +29,7 @@ interface RunFlags extends VmFlags {
   output?: string;
   timeout?: string;
   json?: boolean;
+  report?: boolean;
 }
 
 /** Options shared by every command that boots a VM. */
@@ -99,6 +102,7 @@ export function registerRun(program: Command, io: CliIo): void {
     .option('--input <HOSTPATH[:GUESTPATH]>', 'copy a host file into a volume first (default: the first volume) (repeatable)', collect, [])
     .option('--output <HOSTDIR>', 'after the run, copy every volume to HOSTDIR/<volume path>')
     .option('--timeout <seconds>', 'kill the command (and fail) after this long')
+    .option('--report', 'after the run, print overlay and volume usage')
     .option('--json', 'print one JSON result object instead of streaming output'))
     .action(async (image: string, command: string[], flags: RunFlags) => {
       const timeoutMs = flags.timeout ? parsePositiveInt(flags.timeout, '--timeout') * 1000 : undefined;
@@ -125,6 +129,8 @@ export function registerRun(program: Command, io: CliIo): void {
       }
 
       const json = flags.json ?? false;
+      const shadowing = vm.shadowingFinding();
+      if (shadowing && !json) writeLine(io.stderr, `gvmi-test: ${formatFinding(shadowing)}`);
       const process = await vm.spawn(argv, {
         ...(flags.workdir ? { cwd: flags.workdir } : {}),
         ...(timeoutMs ? { timeoutMs } : {}),
@@ -141,6 +147,10 @@ export function registerRun(program: Command, io: CliIo): void {
         process.on('stderr', forward(io.stderr));
       }
       const result = await process.wait();
+      const findings = [...(shadowing ? [shadowing] : []), ...(await vm.diagnose(result))];
+      if (!json) for (const f of findings.filter((x) => x !== shadowing)) writeLine(io.stderr, `gvmi-test: ${formatFinding(f)}`);
+      const report = flags.report ? await usageReport(vm) : undefined;
+      if (report && !json) printReport(report, io);
 
       if (flags.output) {
         for (const v of vm.volumes) await vm.download(v.guestPath, join(resolve(flags.output), v.guestPath));
@@ -164,9 +174,18 @@ export function registerRun(program: Command, io: CliIo): void {
           bootMs: vm.info.bootMs,
           accelerator: vm.info.accelerator,
           volumes: vm.volumes.map((v) => ({ guest: v.guestPath, host: v.hostPath, kept: flags.keep ?? false })),
+          findings,
+          ...(report ? { report } : {}),
         }));
       }
       if (status !== 0) throw new ExitStatus(status);
     });
 }
 
+
+function printReport(report: UsageReport, io: CliIo): void {
+  const o = report.overlay;
+  writeLine(io.stderr, `gvmi-test: overlay (RAM, outside volumes): ${formatBytes(o.usedBytes)} of ${formatBytes(o.totalBytes)} used (${((o.usedBytes / o.totalBytes) * 100).toFixed(0)}%)`);
+  for (const f of report.largestOutsideVolumes) writeLine(io.stderr, `    ${formatBytes(f.bytes).padStart(9)}  ${f.path}`);
+  for (const v of report.volumes) writeLine(io.stderr, `gvmi-test: volume ${v.guestPath}: ${formatBytes(v.bytes)} in ${v.files} file(s) (host ${v.hostPath})`);
+}

@@ -1,0 +1,25 @@
+import type { Command } from 'commander';
+import { runDoctor } from '../../diagnostics/doctor.js';
+import { EXIT } from '../exit-codes.js';
+import { ExitStatus } from '../program.js';
+import { writeLine, type CliIo } from '../io.js';
+
+export function registerDoctor(program: Command, io: CliIo): void {
+  program
+    .command('doctor')
+    .description('check that this machine can run images, and say how to fix what is missing')
+    .option('--json', 'print the checks as JSON')
+    .action(async (flags: { json?: boolean }) => {
+      const report = await runDoctor();
+      if (flags.json) {
+        writeLine(io.stdout, JSON.stringify(report, null, 2));
+      } else {
+        for (const c of report.checks) {
+          writeLine(io.stdout, `${c.ok ? 'ok  ' : c.required ? 'FAIL' : 'warn'}  ${c.name}: ${c.detail}`);
+          if (c.fix) writeLine(io.stdout, `      fix: ${c.fix}`);
+        }
+        writeLine(io.stdout, report.canRun ? '\ngvmi-test run can work here.' : '\ngvmi-test run cannot work here until the FAIL lines are fixed.');
+      }
+      if (!report.canRun) throw new ExitStatus(EXIT.setup);
+    });
+}

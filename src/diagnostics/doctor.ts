@@ -1,0 +1,86 @@
+/**
+ * `gvmi-test doctor`: can this machine run images, and if not, the exact command that fixes it.
+ */
+import { execa } from 'execa';
+import { GvmiTestError } from '../errors.js';
+import { chooseAccelerator, parseAcceleratorChoice, readHostFacts } from '../qemu/accelerator.js';
+import { resolveQemuUser } from '../qemu/qemu-user.js';
+import { findQemu, findRuntime, qemuSupportsSandbox, runtimeManifestPath } from '../qemu/runtime-files.js';
+
+export interface DoctorCheck {
+  name: string;
+  ok: boolean;
+  /** Failing a `required` check means `run` cannot work. */
+  required: boolean;
+  detail: string;
+  fix?: string;
+}
+
+export interface DoctorReport {
+  checks: DoctorCheck[];
+  canRun: boolean;
+}
+
+const INSTALL = 'make deps   (or: sudo apt-get install -y qemu-system-x86 squashfs-tools)';
+
+function cacheDir(): string {
+  return process.env['GVMI_TEST_CACHE'] ?? `${process.env['XDG_CACHE_HOME'] ?? `${process.env['HOME'] ?? '~'}/.cache`}/gvmi-test`;
+}
+
+async function firstLine(cmd: string, args: string[]): Promise<string | undefined> {
+  const r = await execa(cmd, args, { reject: false, timeout: 5000 });
+  if (r.failed && r.exitCode === undefined) return undefined;
+  return `${String(r.stdout)}\n${String(r.stderr)}`.split('\n').find((l) => l.trim())?.trim();
+}
+
+export async function runDoctor(): Promise<DoctorReport> {
+  const checks: DoctorCheck[] = [];
+
+  let qemu: string | undefined;
+  try {
+    qemu = await findQemu();
+    const version = await firstLine(qemu, ['--version']);
+    checks.push({ name: 'QEMU', ok: true, required: true, detail: `${qemu}: ${version ?? 'version unknown'}` });
+  } catch (e) {
+    checks.push({ name: 'QEMU', ok: false, required: true, detail: (e as Error).message, fix: INSTALL });
+  }
+
+  try {
+    const choice = parseAcceleratorChoice(process.env['GVMI_TEST_ACCEL']);
+    const accel = chooseAccelerator(choice, await readHostFacts());
+    checks.push({
+      name: 'accelerator', ok: true, required: true, detail: accel.reason,
+      ...(accel.accel === 'tcg' && choice === 'auto' ? { fix: 'optional: TCG works but is several times slower; with VT-x/AMD-V hardware load kvm_intel/kvm_amd and add yourself to the kvm group' } : {}),
+    });
+  } catch (e) {
+    const hint = e instanceof GvmiTestError ? e.hint : undefined;
+    checks.push({ name: 'accelerator', ok: false, required: true, detail: (e as Error).message, fix: hint ?? 'unset GVMI_TEST_ACCEL or set it to auto' });
+  }
+
+  try {
+    const runtime = await findRuntime();
+    checks.push({ name: 'guest runtime', ok: true, required: true, detail: `kernel ${runtime.kernelHash} (${runtime.kernel}), init ${runtime.initHash} (${runtime.initramfs})` });
+  } catch (e) {
+    checks.push({ name: 'guest runtime', ok: false, required: true, detail: `${(e as Error).message} [${runtimeManifestPath()}]`, fix: 'make runtime   (in the gvmi-test checkout)' });
+  }
+
+  const mksquashfs = await firstLine('mksquashfs', ['-version']);
+  const unsquashfs = await firstLine('unsquashfs', ['-version']);
+  checks.push(mksquashfs && unsquashfs
+    ? { name: 'squashfs-tools', ok: true, required: false, detail: mksquashfs }
+    : { name: 'squashfs-tools', ok: false, required: false, detail: 'mksquashfs/unsquashfs not found: build and inspect need them', fix: 'sudo apt-get install -y squashfs-tools   (or: make deps)' });
+
+  if (qemu) {
+    const sandbox = await qemuSupportsSandbox(qemu);
+    checks.push({ name: 'QEMU sandbox', ok: true, required: false, detail: sandbox ? 'seccomp sandbox (-sandbox on) is used' : 'this QEMU has no seccomp support; running without -sandbox' });
+  }
+  try {
+    const user = await resolveQemuUser();
+    checks.push({ name: 'QEMU user', ok: true, required: false, detail: user ? `QEMU drops to ${user.name} (uid ${user.uid}), as a provider's QEMU is unprivileged` : 'QEMU runs as the current user' });
+  } catch (e) {
+    checks.push({ name: 'QEMU user', ok: false, required: true, detail: (e as Error).message, fix: 'set GVMI_TEST_QEMU_USER to an existing unprivileged user' });
+  }
+  checks.push({ name: 'cache', ok: true, required: false, detail: cacheDir() });
+
+  return { checks, canRun: checks.every((c) => c.ok || !c.required) };
+}
