@@ -9,7 +9,7 @@ CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/gvmi-test
 export GVMI_TEST_CACHE := $(CACHE)
 CC_TEST ?= gcc
 
-.PHONY: all deps node build runtime test test-c test-ts demo bench clean
+.PHONY: all deps node build runtime test test-c test-ts test-examples demo bench clean
 
 all: build runtime
 
@@ -34,15 +34,31 @@ test-c: deps
 	@mkdir -p .tmp
 	$(CC_TEST) -std=gnu11 -Wall -Wextra -Werror -fsanitize=address,undefined \
 	  -o .tmp/wire_test runtime/init/test/wire_test.c runtime/init/wire.c
-	./.tmp/wire_test
+	set -o pipefail; ./.tmp/wire_test | tee .tmp/wire_test.txt
 
 test-ts: build runtime
 	npx tsc --noEmit -p .
 	@mkdir -p .tmp
-	npx vitest run --reporter=default --reporter=json --outputFile.json=.tmp/vitest.json; \
-	  status=$$?; node scripts/test-summary.mjs .tmp/vitest.json; exit $$status
+	npx vitest run --reporter=default --reporter=json --outputFile.json=.tmp/vitest.json
 
-test: test-c test-ts
+# Each example is a runnable project; its suite runs with this checkout's gvmi-test and vitest.
+EXAMPLES := $(patsubst %/vitest.config.ts,%,$(wildcard examples/*/vitest.config.ts))
+test-examples: build runtime
+	@mkdir -p .tmp
+	@for ex in $(EXAMPLES); do \
+	  echo "== $$ex"; \
+	  (cd $$ex && npx vitest run --reporter=default --reporter=json --outputFile.json=$(CURDIR)/.tmp/vitest-$$(basename $$ex).json) || exit 1; \
+	done
+
+# All suites run even when one fails; the last line sums them up for CI logs.
+test: deps
+	@status=0; \
+	$(MAKE) --no-print-directory test-c || status=1; \
+	rm -f .tmp/vitest*.json; \
+	$(MAKE) --no-print-directory test-ts || status=1; \
+	$(MAKE) --no-print-directory test-examples || status=1; \
+	node scripts/test-summary.mjs .tmp/wire_test.txt .tmp/vitest*.json; \
+	exit $$status
 
 demo: build runtime
 	@bash examples/hello/demo.sh

@@ -2,6 +2,8 @@
  * A booted VM: run commands, move files through volumes, read stats, stop. `await using vm =
  * await startVm(...)` stops it at the end of the scope.
  */
+import { readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { ResultPromise } from 'execa';
 import type { Logger } from 'pino';
 import type { AgentClient, AgentStats, UpperUsageEntry } from '../agent/agent-client.js';
@@ -68,6 +70,13 @@ export interface VmInternals {
 }
 
 const DEFAULT_MAX_BUFFER = 64 * 1024 * 1024;
+
+/** Results of vm.exec() carry their VM under this key (not enumerable), for matchers' diagnostics. */
+export const RESULT_VM = Symbol.for('gvmi-test.result-vm');
+
+export function vmOfResult(result: ExecResult): StartedVm | undefined {
+  return (result as unknown as Record<symbol, StartedVm | undefined>)[RESULT_VM];
+}
 
 export function mergeEnv(imageEnv: readonly string[], overrides: Record<string, string> = {}): string[] {
   const env = new Map<string, string>();
@@ -188,6 +197,7 @@ export class StartedVm implements AsyncDisposable {
   async exec(command: string | readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
     const process = await this.spawn(command, options);
     const result = await process.wait();
+    Object.defineProperty(result, RESULT_VM, { value: this, enumerable: false });
     if (result.timedOut) {
       throw new GvmiTestError('exec.timeout', `${result.command.join(' ')}: still running after ${options.timeoutMs} ms, killed`, {
         details: { result },
@@ -198,6 +208,20 @@ export class StartedVm implements AsyncDisposable {
       throw new GvmiTestError('exec.aborted', `${result.command.join(' ')}: aborted`, { details: { result } });
     }
     return result;
+  }
+
+  /**
+   * Back to a clean slate without a reboot: every running process is killed and every volume
+   * directory emptied. (Files written outside volumes stay: only a new VM resets the overlay.)
+   */
+  async reset(): Promise<void> {
+    this.assertUsable();
+    const running = [...this.processes.values()];
+    await Promise.all(running.map((p) => p.kill('SIGKILL').catch(() => {})));
+    await Promise.all(running.map((p) => p.wait().catch(() => {})));
+    for (const v of this.volumes) {
+      for (const name of await readdir(v.hostPath)) await rm(join(v.hostPath, name), { recursive: true, force: true });
+    }
   }
 
   async upload(hostPath: string, guestPath: string): Promise<void> {

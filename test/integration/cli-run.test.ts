@@ -20,10 +20,14 @@ function run(args: string[], options: { cwd?: string; env?: Record<string, strin
 
 describe('gvmi-test run', () => {
   it('prints both streams and exits with the guest status', async () => {
-    const r = await run(['run', inject('tinyImage'), '--', 'sh', '-c', 'echo out; echo err >&2; exit 3']);
+    const r = await run(['run', inject('tinyImage'), '--quiet', '--', 'sh', '-c', 'echo out; echo err >&2; exit 3']);
     expect(r.stdout).toBe('out');
     expect(r.stderr).toBe('err');
     expect(r.exitCode).toBe(3);
+    // without --quiet, gvmi-test's own warnings (prefixed) come on stderr too
+    const loud = await run(['run', inject('tinyImage'), '--', 'sh', '-c', 'echo err >&2']);
+    expect(loud.stderr).toMatch(/^gvmi-test: warning \[shadowed-files\]/m);
+    expect(loud.stderr).toMatch(/^err$/m);
   });
 
   it('uploads a host script into the first volume and runs it with its arguments', async () => {
@@ -32,6 +36,7 @@ describe('gvmi-test run', () => {
     const r = await run(['run', inject('tinyImage'), '--', './script.sh', 'one', 'two words']);
     expect(r.exitCode).toBe(0);
     expect(r.stdout).toBe('running /golem/input/script.sh with 2 args: one two words');
+    expect(r.stderr).not.toContain('error');
   });
 
   it('--input and --output round-trip files through volumes', async () => {

@@ -16,7 +16,7 @@ let image: string;
 let vm: StartedVm;
 
 beforeAll(async () => {
-  const tarball = (await execa('bash', ['scripts/make-debian-image.sh'], { stderr: 'inherit' })).stdout.trim();
+  const tarball = (await execa('bash', ['examples/seed-debian/make-image.sh'], { stderr: 'inherit' })).stdout.trim();
   image = join(await mkdtemp(join(tmpdir(), 'gvmi-debian-')), 'seed-debian.gvmi');
   await buildImage({ source: tarball, output: image });
   vm = await startVm({ image });

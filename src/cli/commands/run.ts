@@ -30,6 +30,7 @@ interface RunFlags extends VmFlags {
   timeout?: string;
   json?: boolean;
   report?: boolean;
+  quiet?: boolean;
 }
 
 /** Options shared by every command that boots a VM. */
@@ -103,6 +104,7 @@ export function registerRun(program: Command, io: CliIo): void {
     .option('--output <HOSTDIR>', 'after the run, copy every volume to HOSTDIR/<volume path>')
     .option('--timeout <seconds>', 'kill the command (and fail) after this long')
     .option('--report', 'after the run, print overlay and volume usage')
+    .option('-q, --quiet', "print only the command's own output (no gvmi-test warnings)")
     .option('--json', 'print one JSON result object instead of streaming output'))
     .action(async (image: string, command: string[], flags: RunFlags) => {
       const timeoutMs = flags.timeout ? parsePositiveInt(flags.timeout, '--timeout') * 1000 : undefined;
@@ -130,7 +132,8 @@ export function registerRun(program: Command, io: CliIo): void {
 
       const json = flags.json ?? false;
       const shadowing = vm.shadowingFinding();
-      if (shadowing && !json) writeLine(io.stderr, `gvmi-test: ${formatFinding(shadowing)}`);
+      const warn = !json && !flags.quiet;
+      if (shadowing && warn) writeLine(io.stderr, `gvmi-test: ${formatFinding(shadowing)}`);
       const process = await vm.spawn(argv, {
         ...(flags.workdir ? { cwd: flags.workdir } : {}),
         ...(timeoutMs ? { timeoutMs } : {}),
@@ -148,7 +151,7 @@ export function registerRun(program: Command, io: CliIo): void {
       }
       const result = await process.wait();
       const findings = [...(shadowing ? [shadowing] : []), ...(await vm.diagnose(result))];
-      if (!json) for (const f of findings.filter((x) => x !== shadowing)) writeLine(io.stderr, `gvmi-test: ${formatFinding(f)}`);
+      if (warn) for (const f of findings.filter((x) => x !== shadowing)) writeLine(io.stderr, `gvmi-test: ${formatFinding(f)}`);
       const report = flags.report ? await usageReport(vm) : undefined;
       if (report && !json) printReport(report, io);
 
