@@ -8,3 +8,7 @@ export { inspectImage, type Inspection } from './image/inspect-image.js';
 export type { ContainerConfig, ImageMetadata } from './image/container-config.js';
 export type { Finding, FindingCode } from './diagnostics/finding.js';
 export { detectAccelerator, type Accelerator, type AcceleratorChoice } from './qemu/accelerator.js';
+export { serveVm, type ServeOptions, type VmServer } from './server/ws-server.js';
+export { connectVm, RemoteVm } from './server/ws-client.js';
+export type { VmLike, VmLikeInfo } from './vm/vm-like.js';
+export type { ClientMessage, ServerMessage } from './server/ws-protocol.js';

@@ -8,6 +8,9 @@ import { registerBuild } from './commands/build.js';
 import { registerInspect } from './commands/inspect.js';
 import { registerRun } from './commands/run.js';
 import { registerDoctor } from './commands/doctor.js';
+import { registerServe } from './commands/serve.js';
+import { registerExec } from './commands/exec.js';
+import { registerShell } from './commands/shell.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { processIo, writeLine, type CliIo } from './io.js';
 
@@ -30,6 +33,9 @@ export function createProgram(io: CliIo): Command {
   registerInspect(program, io);
   registerRun(program, io);
   registerDoctor(program, io);
+  registerServe(program, io);
+  registerExec(program, io);
+  registerShell(program, io);
   for (const command of program.commands) command.exitOverride();
   return program;
 }

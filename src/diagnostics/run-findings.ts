@@ -68,3 +68,34 @@ export function outputSizeFinding(outcome: ExecOutcome, volumes: readonly string
     details: { stdoutBytes: outcome.stdoutBytes, stderrBytes: outcome.stderrBytes, limit: PROVIDER_OUTPUT_BUFFER },
   };
 }
+
+/** What diagnoseResult needs of a VM, local or remote. */
+export interface DiagnosableVm {
+  readonly volumes: readonly { guestPath: string }[];
+  stats(): Promise<{ overlay: OverlayState }>;
+  overlayUsage(limit?: number): Promise<UpperUsageEntry[]>;
+}
+
+/** The run-time findings for one command's result (asks the VM for stats only when running). */
+export async function diagnoseResult(vm: DiagnosableVm, result: ExecOutcome, running: boolean): Promise<Finding[]> {
+  const findings: Finding[] = [];
+  const volumes = vm.volumes.map((v) => v.guestPath);
+  if (running) {
+    const stats = await vm.stats();
+    if (overlaySuspect(result, stats.overlay)) findings.push(overlayFullFinding(stats.overlay, await vm.overlayUsage(5), volumes));
+  }
+  const output = outputSizeFinding(result, volumes);
+  if (output) findings.push(output);
+  return findings;
+}
+
+export function shadowingFinding(shadowed: readonly string[]): Finding | undefined {
+  if (shadowed.length === 0) return undefined;
+  return {
+    code: 'shadowed-files',
+    severity: 'warning',
+    message: `${shadowed.length} file(s) baked into the image under a volume are hidden: a provider mounts an empty directory over each volume`,
+    fix: 'move them out of the volume paths (e.g. /golem/resources), or send them as inputs at run time',
+    paths: [...shadowed],
+  };
+}

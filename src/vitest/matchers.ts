@@ -4,7 +4,8 @@
  * and the console tail.
  */
 import type { ExecResult } from '../vm/guest-process.js';
-import { vmOfResult, type StartedVm } from '../vm/started-vm.js';
+import { vmOfResult } from '../vm/started-vm.js';
+import type { VmLike } from '../vm/vm-like.js';
 import { formatFinding } from '../diagnostics/finding.js';
 import { mentionsEnospc } from '../diagnostics/run-findings.js';
 
@@ -19,7 +20,7 @@ function isExecResult(value: unknown): value is ExecResult {
   return typeof value === 'object' && value !== null && 'command' in value && 'exitCode' in value && 'stdout' in value;
 }
 
-function isVm(value: unknown): value is StartedVm {
+function isVm(value: unknown): value is VmLike {
   return typeof value === 'object' && value !== null && 'exec' in value && 'overlayUsage' in value;
 }
 
@@ -42,7 +43,7 @@ export function describeResult(r: ExecResult): string {
   ].join('\n');
 }
 
-async function describeVm(vm: StartedVm | undefined): Promise<string> {
+async function describeVm(vm: VmLike | undefined): Promise<string> {
   if (!vm || vm.stopped) return '';
   const lines: string[] = [];
   try {

@@ -16,7 +16,8 @@ import { GuestProcess, type ExecResult } from './guest-process.js';
 import { downloadFromVolume, uploadToVolume, type DownloadReport } from './transfer.js';
 import type { VolumeMount } from './volumes.js';
 import type { Finding } from '../diagnostics/finding.js';
-import { outputSizeFinding, overlayFullFinding, overlaySuspect } from '../diagnostics/run-findings.js';
+import type { VmLike } from './vm-like.js';
+import { diagnoseResult, shadowingFinding } from '../diagnostics/run-findings.js';
 
 export interface ExecOptions {
   /** Added to (and overriding) the image's Env. */
@@ -74,8 +75,8 @@ const DEFAULT_MAX_BUFFER = 64 * 1024 * 1024;
 /** Results of vm.exec() carry their VM under this key (not enumerable), for matchers' diagnostics. */
 export const RESULT_VM = Symbol.for('gvmi-test.result-vm');
 
-export function vmOfResult(result: ExecResult): StartedVm | undefined {
-  return (result as unknown as Record<symbol, StartedVm | undefined>)[RESULT_VM];
+export function vmOfResult(result: ExecResult): VmLike | undefined {
+  return (result as unknown as Record<symbol, VmLike | undefined>)[RESULT_VM];
 }
 
 export function mergeEnv(imageEnv: readonly string[], overrides: Record<string, string> = {}): string[] {
@@ -91,7 +92,7 @@ export function commandArgv(command: string | readonly string[]): string[] {
   return [...command];
 }
 
-export class StartedVm implements AsyncDisposable {
+export class StartedVm implements VmLike {
   private readonly processes = new Map<bigint, GuestProcess>();
   private stopping: Promise<void> | undefined;
   private crash: GvmiTestError | undefined;
@@ -256,29 +257,12 @@ export class StartedVm implements AsyncDisposable {
    * outside volumes), output a provider would truncate.
    */
   async diagnose(result: ExecResult): Promise<Finding[]> {
-    const findings: Finding[] = [];
-    const volumes = this.volumes.map((v) => v.guestPath);
-    if (!this.crash && !this.stopping) {
-      const stats = await this.stats();
-      if (overlaySuspect(result, stats.overlay)) {
-        findings.push(overlayFullFinding(stats.overlay, await this.overlayUsage(5), volumes));
-      }
-    }
-    const output = outputSizeFinding(result, volumes);
-    if (output) findings.push(output);
-    return findings;
+    return diagnoseResult(this, result, !this.crash && !this.stopping);
   }
 
   /** A finding for the files this VM's volumes hide, if any. */
   shadowingFinding(): Finding | undefined {
-    if (this.info.shadowed.length === 0) return undefined;
-    return {
-      code: 'shadowed-files',
-      severity: 'warning',
-      message: `${this.info.shadowed.length} file(s) baked into the image under a volume are hidden: a provider mounts an empty directory over each volume`,
-      fix: 'move them out of the volume paths (e.g. /golem/resources), or send them as inputs at run time',
-      paths: this.info.shadowed,
-    };
+    return shadowingFinding(this.info.shadowed);
   }
 
   /** Stops reading guest output until resumeOutput(): back-pressure reaches the guest processes. */

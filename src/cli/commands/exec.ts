@@ -1,0 +1,47 @@
+import type { Command } from 'commander';
+import { GvmiTestError } from '../../errors.js';
+import { connectVm } from '../../server/ws-client.js';
+import { signalNumber } from '../../vm/guest-process.js';
+import { ExitStatus } from '../program.js';
+import type { CliIo } from '../io.js';
+import { collect, parseKeyValue, parsePositiveInt } from '../options.js';
+
+interface ExecFlags {
+  connect?: string;
+  env: string[];
+  workdir?: string;
+  timeout?: string;
+}
+
+export function registerExec(program: Command, io: CliIo): void {
+  program
+    .command('exec')
+    .description('run a command in a VM served by `gvmi-test serve`, streaming its output; exits with its status')
+    .requiredOption('--connect <url>', 'the URL `gvmi-test serve` printed (with its token)')
+    .option('--env <KEY=VALUE>', 'add to the image Env (repeatable)', collect, [])
+    .option('--workdir <path>', 'working directory (default: the image WORKDIR)')
+    .option('--timeout <seconds>', 'kill the command (and fail) after this long')
+    .argument('<command...>', 'after --: the command and its arguments')
+    .action(async (command: string[], flags: ExecFlags) => {
+      if (!flags.connect) throw new GvmiTestError('usage', '--connect <url> is required');
+      const vm = await connectVm(flags.connect);
+      try {
+        const p = await vm.spawn(command, {
+          env: Object.fromEntries(flags.env.map((e) => parseKeyValue(e, '--env'))),
+          ...(flags.workdir ? { cwd: flags.workdir } : {}),
+          ...(flags.timeout ? { timeoutMs: parsePositiveInt(flags.timeout, '--timeout') * 1000 } : {}),
+          maxBuffer: 0,
+        });
+        p.on('stdout', (d) => io.stdout.write(d));
+        p.on('stderr', (d) => io.stderr.write(d));
+        const onInterrupt = (): void => void p.kill('SIGINT').catch(() => {});
+        process.on('SIGINT', onInterrupt);
+        const r = await p.wait().finally(() => process.off('SIGINT', onInterrupt));
+        if (r.timedOut) throw new GvmiTestError('exec.timeout', `${command.join(' ')}: still running after ${flags.timeout} s, killed`);
+        const status = r.exitCode ?? 128 + signalNumber(r.signal ?? 'SIGKILL');
+        if (status !== 0) throw new ExitStatus(status);
+      } finally {
+        await vm.stop();
+      }
+    });
+}
