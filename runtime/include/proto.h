@@ -47,6 +47,7 @@ enum msg_type {
     MSG_STATS = 66,       /* -> OK_BYTES holding struct proto_stats (packed LE u64 fields) */
     MSG_UPPER_USAGE = 67, /* SUB_USAGE_LIMIT: largest files written into the overlay upper
                            * -> OK_BYTES: repeated (u64 size | u64 path_len | path) */
+    MSG_RESIZE = 68,      /* SUB_RESIZE_*: the window size of a process's terminal -> OK */
 };
 
 /* RUN_PROCESS sub-messages */
@@ -59,6 +60,9 @@ enum sub_run_process {
     SUB_RUN_RFD = 6,  /* u32 fd (0,1,2) | u8 redirect kind | kind body (see enum redirect_kind) */
     SUB_RUN_CWD = 7,  /* BYTES */
     SUB_RUN_ENT = 8,  /* flag, no body: an entrypoint process (accepted, no special handling) */
+    SUB_RUN_PTY = 64, /* extension: u32 rows | u32 cols. The process gets a pseudo-terminal as its
+                       * controlling terminal and stdin/stdout/stderr; what it writes comes as
+                       * NOTIFY_OUTPUT_DATA on fd 1, PUT_INPUT types into it. RFDs are ignored. */
 };
 
 /* How a process's fd is connected. Without an RFD: stdin is /dev/null, stdout and stderr are
@@ -87,6 +91,7 @@ enum sub_put_input {
 };
 enum sub_signal { SUB_SIGNAL_ID = 1 /* u64 */, SUB_SIGNAL_SIGNO = 2 /* u32 */ };
 enum sub_usage { SUB_USAGE_LIMIT = 1 /* u32: how many files, at most 1000 */ };
+enum sub_resize { SUB_RESIZE_ID = 1 /* u64 */, SUB_RESIZE_ROWS = 2 /* u32 */, SUB_RESIZE_COLS = 3 /* u32 */ };
 
 /* ---- guest -> host message types ---- */
 enum resp_type {

@@ -155,6 +155,9 @@ static void handle(struct agent *a, const struct request *req) {
     case MSG_UPPER_USAGE:
         upper_usage_reply(&a->out, req->id, a->upper_fd, req->limit);
         break;
+    case MSG_RESIZE:
+        reply_status(a, req->id, req->has_process_id ? processes_resize(req->process_id, req->rows, req->cols) : -EINVAL);
+        break;
     default: /* UPLOAD_FILE, upstream PUT_INPUT: not implemented upstream either */
         wire_err(&a->out, req->id, EPROTONOSUPPORT);
         break;

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <termios.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -30,6 +32,7 @@ struct process {
     int stdin_fd;         /* write end of the stdin pipe, -1 when none */
     int stdin_watching;
     int stdin_eof;        /* close after the queue drains */
+    int tty;              /* stdin/stdout are a pseudo-terminal (out[1].fd is its master) */
     struct obuf stdin_queue;
 };
 
@@ -149,6 +152,7 @@ static void child_exec(const struct request *req, const char *program, char **ar
     for (int fd = 0; fd < 3; fd++) {
         if (dup2(stdio[fd], fd) < 0) goto fail;
     }
+    if (req->pty && ioctl(0, TIOCSCTTY, 0) < 0) goto fail;
     if (cwd && chdir(cwd) < 0) goto fail;
     if (req->has_gid && setgid(req->gid) < 0) goto fail;
     if (req->has_uid && setuid(req->uid) < 0) goto fail;
@@ -159,7 +163,40 @@ fail:;
     _exit(127);
 }
 
+/* A pseudo-terminal: the slave is the process's stdin/stdout/stderr and controlling terminal;
+ * the master is read for output (pushed as fd 1) and written with PUT_INPUT. */
+static int open_pty(const struct request *req, struct process *p, int stdio[3], int parent_end[3]) {
+    int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master < 0) return -errno;
+    struct winsize ws = {.ws_row = (unsigned short)req->rows, .ws_col = (unsigned short)req->cols};
+    char *name;
+    if (grantpt(master) < 0 || unlockpt(master) < 0 || !(name = ptsname(master))) {
+        int err = -errno;
+        close(master);
+        return err;
+    }
+    ioctl(master, TIOCSWINSZ, &ws);
+    int slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (slave < 0) {
+        int err = -errno;
+        close(master);
+        return err;
+    }
+    stdio[0] = slave;
+    stdio[1] = fcntl(slave, F_DUPFD_CLOEXEC, 3);
+    stdio[2] = fcntl(slave, F_DUPFD_CLOEXEC, 3);
+    parent_end[0] = fcntl(master, F_DUPFD_CLOEXEC, 3);
+    parent_end[1] = master;
+    fcntl(master, F_SETFL, O_NONBLOCK);
+    fcntl(parent_end[0], F_SETFL, O_NONBLOCK);
+    p->out[1].kind = REDIRECT_PIPE_PUSH;
+    p->out[2].fd = -1;
+    p->tty = 1;
+    return (stdio[1] < 0 || stdio[2] < 0 || parent_end[0] < 0) ? -EMFILE : 0;
+}
+
 static int open_stdio(const struct request *req, struct process *p, int stdio[3], int parent_end[3]) {
+    if (req->pty) return open_pty(req, p, stdio, parent_end);
     for (int fd = 0; fd < 3; fd++) {
         const struct redirect *r = &req->redirect[fd];
         stdio[fd] = parent_end[fd] = -1;
@@ -427,4 +464,12 @@ uint64_t processes_running(void) {
 void processes_kill_all(void) {
     for (size_t i = 0; i < table_len; i++)
         if (table[i]->running) kill(-table[i]->pid, SIGKILL);
+}
+
+int processes_resize(uint64_t id, uint32_t rows, uint32_t cols) {
+    struct process *p = find(id);
+    if (!p || !p->running) return -ESRCH;
+    if (!p->tty || p->out[1].fd < 0) return -ENOTTY;
+    struct winsize ws = {.ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols};
+    return ioctl(p->out[1].fd, TIOCSWINSZ, &ws) < 0 ? -errno : 0;
 }

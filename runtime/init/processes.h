@@ -33,6 +33,9 @@ void processes_reap(void);
 /* Stops reading push-mode pipes while the host lags (congested), resumes after. */
 void processes_update_interest(int congested);
 
+/* RESIZE: the window size of a process's pseudo-terminal (SIGWINCH follows). */
+int processes_resize(uint64_t id, uint32_t rows, uint32_t cols);
+
 uint64_t processes_running(void);
 void processes_kill_all(void);
 

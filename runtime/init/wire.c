@@ -120,6 +120,12 @@ static int read_sub(struct cursor *c, struct request *req, uint8_t sub) {
         case SUB_RUN_RFD: return read_redirect(c, req);
         case SUB_RUN_CWD: return read_bytes(c, &req->cwd);
         case SUB_RUN_ENT: req->entrypoint = 1; return 1;
+        case SUB_RUN_PTY: {
+            int r;
+            req->pty = 1;
+            if ((r = read_u32(c, &req->rows)) <= 0) return r;
+            return read_u32(c, &req->cols);
+        }
         }
         break;
     case MSG_KILL_PROCESS:
@@ -151,13 +157,18 @@ static int read_sub(struct cursor *c, struct request *req, uint8_t sub) {
     case MSG_UPPER_USAGE:
         if (sub == SUB_USAGE_LIMIT) return read_u32(c, &req->limit);
         break;
+    case MSG_RESIZE:
+        if (sub == SUB_RESIZE_ID) { req->has_process_id = 1; return read_u64(c, &req->process_id); }
+        if (sub == SUB_RESIZE_ROWS) return read_u32(c, &req->rows);
+        if (sub == SUB_RESIZE_COLS) return read_u32(c, &req->cols);
+        break;
     }
     return -EPROTO;
 }
 
 static int known_type(uint8_t type) {
     return (type >= MSG_QUIT && type <= MSG_NET_HOST) ||
-           (type >= MSG_PUT_INPUT && type <= MSG_UPPER_USAGE);
+           (type >= MSG_PUT_INPUT && type <= MSG_RESIZE);
 }
 
 enum parse_result wire_parse_request(const uint8_t *buf, size_t len, struct request *req,

@@ -50,6 +50,9 @@ struct request {
     uint32_t signo;
     /* UPPER_USAGE */
     uint32_t limit;
+    /* RUN_PROCESS with SUB_RUN_PTY, and RESIZE */
+    int pty;
+    uint32_t rows, cols;
 };
 
 enum parse_result {

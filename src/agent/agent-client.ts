@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { GvmiTestError } from '../errors.js';
 import { MessageReader, RequestWriter, type GuestMessage } from './codec.js';
 import { describeErrno, errnoName } from './errno.js';
-import { MsgType, RedirectKind, STATS_FIELDS, SubInput, SubKill, SubMount, SubRun, SubSignal, SubUsage } from './protocol.js';
+import { MsgType, RedirectKind, STATS_FIELDS, SubInput, SubKill, SubMount, SubResize, SubRun, SubSignal, SubUsage } from './protocol.js';
 
 export interface RunProcessSpec {
   argv: readonly string[];
@@ -18,6 +18,8 @@ export interface RunProcessSpec {
   gid?: number;
   /** Give the process a stdin pipe (fed with putInput); otherwise stdin is /dev/null. */
   stdinPipe?: boolean;
+  /** A pseudo-terminal of this size as stdin/stdout/stderr (output arrives as fd 1). */
+  pty?: { rows: number; cols: number };
 }
 
 export type AgentStats = Record<(typeof STATS_FIELDS)[number], number>;
@@ -186,9 +188,13 @@ export class AgentClient extends EventEmitter<AgentEvents> {
       if (spec.cwd) w.sub(SubRun.CWD).bytes(spec.cwd);
       if (spec.uid !== undefined) w.sub(SubRun.UID).u32(spec.uid);
       if (spec.gid !== undefined) w.sub(SubRun.GID).u32(spec.gid);
-      if (spec.stdinPipe) w.sub(SubRun.RFD).u32(0).u8(RedirectKind.PIPE_BLOCKING).u64(65536);
-      w.sub(SubRun.RFD).u32(1).u8(RedirectKind.PIPE_PUSH);
-      w.sub(SubRun.RFD).u32(2).u8(RedirectKind.PIPE_PUSH);
+      if (spec.pty) {
+        w.sub(SubRun.PTY).u32(spec.pty.rows).u32(spec.pty.cols);
+      } else {
+        if (spec.stdinPipe) w.sub(SubRun.RFD).u32(0).u8(RedirectKind.PIPE_BLOCKING).u64(65536);
+        w.sub(SubRun.RFD).u32(1).u8(RedirectKind.PIPE_PUSH);
+        w.sub(SubRun.RFD).u32(2).u8(RedirectKind.PIPE_PUSH);
+      }
     }, `running ${spec.argv[0] ?? '?'}`, this.defaultTimeoutMs, true);
     if (reply.type !== 'ok-u64') throw new GvmiTestError('agent.protocol', `RUN_PROCESS answered with ${reply.type}`);
     return reply.value;
@@ -208,6 +214,10 @@ export class AgentClient extends EventEmitter<AgentEvents> {
       if (data.length > 0) w.sub(SubInput.DATA).bytes(data);
       if (eof) w.sub(SubInput.EOF);
     }, `writing stdin of process ${processId}`);
+  }
+
+  async resize(processId: bigint, rows: number, cols: number): Promise<void> {
+    await this.request(MsgType.RESIZE, (w) => w.sub(SubResize.ID).u64(processId).sub(SubResize.ROWS).u32(rows).sub(SubResize.COLS).u32(cols), `resizing the terminal of process ${processId}`);
   }
 
   async mountVolume(tag: string, path: string): Promise<void> {

@@ -18,16 +18,18 @@ export const MsgType = {
   SIGNAL: 65,
   STATS: 66,
   UPPER_USAGE: 67,
+  RESIZE: 68,
 } as const;
 export type MsgType = (typeof MsgType)[keyof typeof MsgType];
 
-export const SubRun = { BIN: 1, ARG: 2, ENV: 3, UID: 4, GID: 5, RFD: 6, CWD: 7, ENT: 8 } as const;
+export const SubRun = { BIN: 1, ARG: 2, ENV: 3, UID: 4, GID: 5, RFD: 6, CWD: 7, ENT: 8, PTY: 64 } as const;
 export const SubKill = { ID: 1 } as const;
 export const SubMount = { TAG: 1, PATH: 2 } as const;
 export const SubQuery = { ID: 1, FD: 2, OFF: 3, LEN: 4 } as const;
 export const SubInput = { ID: 1, DATA: 2, EOF: 3 } as const;
 export const SubSignal = { ID: 1, SIGNO: 2 } as const;
 export const SubUsage = { LIMIT: 1 } as const;
+export const SubResize = { ID: 1, ROWS: 2, COLS: 3 } as const;
 
 export const RedirectKind = { FILE: 0, PIPE_BLOCKING: 1, PIPE_CYCLIC: 2, PIPE_PUSH: 64 } as const;
 

@@ -50,6 +50,7 @@ export function signalNumber(name: string | number): number {
 export interface GuestProcessControl {
   signal(signo: number): Promise<void>;
   putInput(data: Buffer, eof: boolean): Promise<void>;
+  resize?(rows: number, cols: number): Promise<void>;
 }
 
 export class GuestProcess extends EventEmitter<GuestProcessEvents> {
@@ -155,6 +156,12 @@ export class GuestProcess extends EventEmitter<GuestProcessEvents> {
 
   async end(data?: string | Buffer): Promise<void> {
     await this.control.putInput(data === undefined ? Buffer.alloc(0) : typeof data === 'string' ? Buffer.from(data) : data, true);
+  }
+
+  /** The window size of the process's terminal (spawned with `pty`); it gets SIGWINCH. */
+  async resize(rows: number, cols: number): Promise<void> {
+    if (!this.control.resize) throw new GvmiTestError('usage', 'this process has no terminal');
+    await this.control.resize(rows, cols);
   }
 
   /** Output chunks in order as they arrive, until the process ends. */

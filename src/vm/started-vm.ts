@@ -39,6 +39,12 @@ export interface SpawnOptions extends Omit<ExecOptions, 'stdin'> {
   stdin?: 'pipe' | string | Buffer;
   /** Make the process async-iterable over its output chunks. */
   iterate?: boolean;
+  /**
+   * A pseudo-terminal of this size in the guest as the process's stdin/stdout/stderr (for
+   * interactive programs: shells with job control, editors). Output comes as stdout; write()
+   * types into it; resize() changes its size.
+   */
+  pty?: { rows: number; cols: number };
 }
 
 export interface VmStats {
@@ -139,6 +145,7 @@ export class StartedVm implements VmLike {
         env: mergeEnv(this.info.metadata.env, options.env),
         cwd: options.cwd ?? this.info.metadata.workingDir,
         stdinPipe: options.stdin !== undefined,
+        ...(options.pty ? { pty: options.pty } : {}),
         ...(options.uid !== undefined ? { uid: options.uid } : {}),
         ...(options.gid !== undefined ? { gid: options.gid } : {}),
       });
@@ -148,6 +155,7 @@ export class StartedVm implements VmLike {
     const process = new GuestProcess(id, argv, {
       signal: (signo) => client.signal(id, signo),
       putInput: (data, eof) => client.putInput(id, data, eof),
+      ...(options.pty ? { resize: (rows: number, cols: number) => client.resize(id, rows, cols) } : {}),
     }, options.maxBuffer ?? DEFAULT_MAX_BUFFER, options.iterate ?? false);
     this.processes.set(id, process);
     client.claimProcess(id);

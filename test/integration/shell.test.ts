@@ -62,3 +62,41 @@ describe.runIf(hasTmux)('gvmi-test shell in a terminal', () => {
     expect(text).toContain('SHELL-EXITED-0');
   }, 120_000);
 });
+
+describe.runIf(hasTmux)('gvmi-test shell --tty', () => {
+  const ttySession = `${session}-tty`;
+  const ttyScreen = (): string => tmux('capture-pane', '-p', '-J', '-S', '-200', '-t', ttySession);
+  async function waitForTty(what: RegExp, timeoutMs = 30_000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const text = ttyScreen();
+      if (what.test(text)) return text;
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; screen:\n${text}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  afterAll(() => {
+    try {
+      tmux('kill-session', '-t', ttySession);
+    } catch { /* already gone */ }
+  });
+
+  it('is a real terminal: tty, window size, Ctrl-C to the foreground job, job control', async () => {
+    const command = `node ${resolve('dist/cli/main.js')} shell --tty ${inject('tinyImage')}; echo TTY-EXITED-$?; sleep 60`;
+    tmux('new-session', '-d', '-s', ttySession, '-x', '132', '-y', '40', command);
+    await waitForTty(/# $/m);
+    tmux('send-keys', '-t', ttySession, 'tty; stty size', 'Enter');
+    await waitForTty(/\/dev\/pts\/\d+\n40 132\n/);
+    tmux('send-keys', '-t', ttySession, 'sleep 100', 'Enter');
+    await new Promise((r) => setTimeout(r, 500));
+    tmux('send-keys', '-t', ttySession, 'C-c');
+    tmux('send-keys', '-t', ttySession, 'echo after-interrupt', 'Enter');
+    await waitForTty(/^after-interrupt$/m);
+    tmux('send-keys', '-t', ttySession, 'sleep 50 &', 'Enter');
+    tmux('send-keys', '-t', ttySession, 'jobs', 'Enter');
+    await waitForTty(/\[1\]\+? +Running +sleep 50/);
+    tmux('send-keys', '-t', ttySession, 'exit', 'Enter');
+    const text = await waitForTty(/TTY-EXITED-\d+/);
+    expect(text).toContain('TTY-EXITED-0');
+  }, 120_000);
+});

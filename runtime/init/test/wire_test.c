@@ -139,7 +139,25 @@ static void test_encoders(void) {
     free(o.data);
 }
 
+static void test_pty_and_resize(void) {
+    struct builder b = {{0}, 0};
+    b_u64(&b, 11); b_u8(&b, MSG_RUN_PROCESS);
+    b_u8(&b, SUB_RUN_BIN); b_bytes(&b, "/bin/sh");
+    b_u8(&b, SUB_RUN_PTY); b_u32(&b, 40); b_u32(&b, 132);
+    b_u8(&b, 0);
+    b_u64(&b, 12); b_u8(&b, MSG_RESIZE);
+    b_u8(&b, SUB_RESIZE_ID); b_u64(&b, 3); b_u8(&b, SUB_RESIZE_ROWS); b_u32(&b, 50); b_u8(&b, SUB_RESIZE_COLS); b_u32(&b, 200);
+    b_u8(&b, 0);
+    struct request req;
+    size_t used;
+    int err;
+    CHECK(wire_parse_request(b.buf, b.len, &req, &used, &err) == PARSE_COMPLETE && req.pty && req.rows == 40 && req.cols == 132);
+    CHECK(wire_parse_request(b.buf + used, b.len - used, &req, &used, &err) == PARSE_COMPLETE);
+    CHECK(req.type == MSG_RESIZE && req.process_id == 3 && req.rows == 50 && req.cols == 200);
+}
+
 int main(void) {
+    test_pty_and_resize();
     test_run_process_parses();
     test_every_prefix_needs_more();
     test_two_requests_back_to_back();

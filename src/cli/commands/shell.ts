@@ -2,8 +2,39 @@ import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { GvmiTestError } from '../../errors.js';
 import type { GuestProcess } from '../../vm/guest-process.js';
+import type { StartedVm } from '../../vm/started-vm.js';
 import { writeLine, type CliIo } from '../io.js';
 import { addVmOptions, startVmFromFlags, type VmFlags } from './run.js';
+
+type TtyStream = NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?: (raw: boolean) => unknown };
+type TtyOut = NodeJS.WritableStream & { rows?: number; columns?: number };
+
+/** `shell --tty`: the guest's own interactive shell on a pseudo-terminal, keys passed raw. */
+async function terminalSession(vm: StartedVm, io: CliIo): Promise<void> {
+  const out = io.stdout as TtyOut;
+  const input = io.stdin as TtyStream;
+  for (const v of vm.volumes) writeLine(io.stderr, `gvmi-test shell: volume ${v.guestPath} -> ${v.hostPath}`);
+  const size = (): { rows: number; cols: number } => ({ rows: out.rows ?? 24, cols: out.columns ?? 80 });
+  const p = await vm.spawn(['/bin/sh', '-c', 'if [ -x /bin/bash ]; then exec /bin/bash -i; else exec /bin/sh -i; fi'], {
+    pty: size(), maxBuffer: 0, env: { TERM: process.env['TERM'] ?? 'xterm' },
+  });
+  p.on('stdout', (d) => out.write(d));
+  const onKeys = (d: Buffer | string): void => void p.write(typeof d === 'string' ? Buffer.from(d) : d).catch(() => {});
+  const onResize = (): void => void p.resize(size().rows, size().cols).catch(() => {});
+  input.setRawMode?.(true);
+  input.on('data', onKeys);
+  input.resume();
+  (out as unknown as NodeJS.EventEmitter).on?.('resize', onResize);
+  try {
+    await p.wait();
+  } finally {
+    input.off('data', onKeys);
+    (out as unknown as NodeJS.EventEmitter).off?.('resize', onResize);
+    input.setRawMode?.(false);
+    input.pause();
+  }
+  writeLine(io.stderr, '\r\ngvmi-test shell: shutting down');
+}
 
 interface ShellFlags extends VmFlags {
   tty?: boolean;
@@ -16,12 +47,13 @@ export function registerShell(program: Command, io: CliIo): void {
     .command('shell')
     .description('an interactive session in the image: each line runs as /bin/sh -c <line> (Ctrl-C interrupts it, Ctrl-D quits)')
     .argument('<image>', 'the .gvmi file')
-    .option('--tty', 'a real terminal in the guest (not available yet)'))
+    .option('--tty', 'a real terminal in the guest (a pty): vi, top, job control work'))
     .action(async (image: string, flags: ShellFlags) => {
-      if (flags.tty) {
-        throw new GvmiTestError('usage', '--tty is not available yet: the guest agent has no pty support', { hint: 'run full-screen programs with gvmi-test run, or use the line-based shell' });
-      }
       await using vm = await startVmFromFlags(image, flags, io);
+      if (flags.tty) {
+        await terminalSession(vm, io);
+        return;
+      }
       const interactive = Boolean(io.stdin.isTTY);
       writeLine(io.stderr, `gvmi-test shell: ${vm.info.accelerator.reason}, booted in ${vm.info.bootMs} ms`);
       for (const v of vm.volumes) writeLine(io.stderr, `  volume ${v.guestPath} -> ${v.hostPath}`);
