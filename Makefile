@@ -64,7 +64,7 @@ demo: build runtime
 	@bash examples/hello/demo.sh
 
 bench: build runtime
-	npx tsx bench/boot-time.ts
+	npx tsx bench/bench.ts
 
 clean:
 	rm -rf dist .tmp runtime/.build

@@ -217,6 +217,8 @@ static int open_stdio(const struct request *req, struct process *p, int stdio[3]
             stdio[fd] = fd == 0 ? pipefd[0] : pipefd[1];
             parent_end[fd] = ours;
             fcntl(ours, F_SETFL, O_NONBLOCK);
+            /* A bigger pipe: fewer wake-ups between the writer and the agent under emulation. */
+            if (fd > 0) fcntl(ours, F_SETPIPE_SZ, 1 << 20);
             if (fd > 0) {
                 p->out[fd].kind = r->present ? r->kind : REDIRECT_PIPE_PUSH;
                 if (p->out[fd].kind != REDIRECT_PIPE_PUSH) {

@@ -3,7 +3,7 @@ import { access, readFile } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { execa } from 'execa';
+import { execFile } from 'node:child_process';
 import { GvmiTestError } from '../errors.js';
 
 export interface RuntimeFiles {
@@ -76,7 +76,8 @@ let sandboxSupport: Promise<boolean> | undefined;
 
 /** Whether this QEMU was built with seccomp (`-sandbox`): not every build is. */
 export function qemuSupportsSandbox(qemu: string): Promise<boolean> {
-  sandboxSupport ??= execa(qemu, ['-help'], { reject: false, timeout: 5000 })
-    .then((r) => /^-sandbox /m.test(String(r.stdout)));
+  sandboxSupport ??= new Promise((resolve) => {
+    execFile(qemu, ['-help'], { timeout: 5000 }, (_error, stdout) => resolve(/^-sandbox /m.test(String(stdout))));
+  });
   return sandboxSupport;
 }

@@ -62,6 +62,7 @@ interface Upload {
 class Connection {
   private readonly processes = new Map<string, GuestProcess>();
   private readonly uploads = new Map<string, Upload>();
+  private queue: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly ws: WebSocket,
@@ -70,7 +71,11 @@ class Connection {
     private readonly logger: Logger,
     private readonly onStop: () => Promise<void>,
   ) {
-    ws.on('message', (data, isBinary) => void this.onFrame(data as Buffer, isBinary));
+    // Frames are handled one after another, in arrival order: an upload's chunks, or stdin
+    // after its exec, must not overtake each other.
+    ws.on('message', (data, isBinary) => {
+      this.queue = this.queue.then(() => this.onFrame(data as Buffer, isBinary));
+    });
     ws.on('close', () => void this.dispose());
     ws.on('error', (error) => logger.debug({ error }, 'client socket error'));
   }

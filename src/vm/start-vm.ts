@@ -7,8 +7,8 @@ import { once } from 'node:events';
 import { chmod } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join, resolve } from 'node:path';
-import { execa, type ResultPromise } from 'execa';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { silentLogger } from '../logger.js';
 import { dir as tempDir } from 'tmp-promise';
 import { AgentClient } from '../agent/agent-client.js';
 import { GvmiTestError } from '../errors.js';
@@ -17,6 +17,7 @@ import { detectAccelerator, type AcceleratorChoice } from '../qemu/accelerator.j
 import { buildQemuArgs } from '../qemu/qemu-args.js';
 import { findQemu, findRuntime, qemuSupportsSandbox } from '../qemu/runtime-files.js';
 import { resolveQemuUser } from '../qemu/qemu-user.js';
+import { spawnQemu, type QemuProcess } from '../qemu/qemu-process.js';
 import { listSquashfs } from '../image/squashfs-listing.js';
 import { shadowedEntries } from '../diagnostics/static-findings.js';
 import { consoleTail, explainInitFailure, findKernelPanic, parseInitFailure, readConsole } from './console-log.js';
@@ -66,7 +67,7 @@ function bootError(code: 'vm.boot-failed' | 'vm.boot-timeout', message: string, 
 
 export async function startVm(options: StartVmOptions): Promise<StartedVm> {
   const started = performance.now();
-  const logger = (options.logger ?? pino({ level: 'silent' })).child({ vm: ++vmCounter });
+  const logger = (options.logger ?? silentLogger).child({ vm: ++vmCounter });
   const imagePath = resolve(options.image);
   // The file list (for shadowing warnings) is read while the VM boots; it is best-effort.
   const listing = listSquashfs(imagePath).catch(() => []);
@@ -86,7 +87,7 @@ export async function startVm(options: StartVmOptions): Promise<StartedVm> {
     for (const c of cleanups.reverse()) await c().catch(() => {});
     cleanups.length = 0;
   };
-  let qemu: ResultPromise | undefined;
+  let qemu: QemuProcess | undefined;
   let server: Server | undefined;
   try {
     const privateDir = await tempDir({ prefix: 'gvmi-vm-', unsafeCleanup: true, mode: 0o700 });
@@ -118,31 +119,21 @@ export async function startVm(options: StartVmOptions): Promise<StartedVm> {
       ...(qemuUser ? { runAs: qemuUser.name } : {}),
     });
     logger.debug({ qemu: qemuPath, args }, 'starting QEMU');
-    const proc = execa(qemuPath, args, {
-      reject: false,
-      cleanup: true,
-      stdin: 'ignore',
-      stdout: 'ignore',
-      stderr: 'pipe',
-      ...(options.signal ? { cancelSignal: options.signal } : {}),
-    });
+    const proc = spawnQemu(qemuPath, args, options.signal);
     qemu = proc;
-    const qemuRef = proc;
     cleanups.push(async () => {
-      if (qemuRef.exitCode === undefined || qemuRef.exitCode === null) qemuRef.kill('SIGKILL');
-      await qemuRef.catch(() => {});
+      proc.kill('SIGKILL');
+      await proc.exited;
     });
-    let qemuStderr = '';
-    proc.stderr?.on('data', (d: Buffer) => { qemuStderr += d.toString(); });
 
     const bootTimeoutMs = options.bootTimeoutMs ?? (accelerator.accel === 'kvm' ? 20_000 : 60_000);
     const failure = async (code: 'vm.boot-failed' | 'vm.boot-timeout', message: string): Promise<never> => {
       const text = await readConsole(consoleLog);
-      throw bootError(code, message, await consoleTail(consoleLog, 25), text, qemuStderr);
+      throw bootError(code, message, await consoleTail(consoleLog, 25), text, proc.stderr());
     };
     let watchdog: NodeJS.Timeout | undefined;
     const timeout = new Promise<'timeout'>((r) => { watchdog = setTimeout(() => r('timeout'), bootTimeoutMs); });
-    const exited = proc.then((r) => ({ exited: r }));
+    const exited = proc.exited.then((r) => ({ exited: r }));
     const aborted = new Promise<'aborted'>((r) => options.signal?.addEventListener('abort', () => r('aborted'), { once: true }));
 
     try {
@@ -157,8 +148,8 @@ export async function startVm(options: StartVmOptions): Promise<StartedVm> {
       // The channel closes first when the guest dies; QEMU's exit and the console tell why.
       const explainDisconnect = async (): Promise<GvmiTestError> => {
         if (vmRef?.stopped) return new GvmiTestError('vm.stopped', 'the VM has been stopped');
-        await Promise.race([proc, new Promise((r) => setTimeout(r, 2000).unref())]);
-        return crashError(consoleLog, proc.exitCode ?? proc.signalCode ?? 'still running');
+        const exit = await Promise.race([proc.exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 2000).unref())]);
+        return crashError(consoleLog, exit ? (exit.exitCode ?? exit.signal ?? 'unknown') : 'still running');
       };
       const client = new AgentClient(socket, logger, explainDisconnect);
       cleanups.push(async () => { socket.destroy(); });
@@ -180,7 +171,7 @@ export async function startVm(options: StartVmOptions): Promise<StartedVm> {
         cleanup, keepVolumes,
       });
       vmRef = vm;
-      void proc.then(async (r) => {
+      void proc.exited.then(async (r) => {
         if (vm.stopped) return;
         vm.markCrashed(await crashError(consoleLog, r.exitCode ?? r.signal ?? 'unknown'));
         await cleanup(keepVolumes);

@@ -4,7 +4,7 @@
  */
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ResultPromise } from 'execa';
+import type { QemuProcess } from '../qemu/qemu-process.js';
 import type { Logger } from 'pino';
 import type { AgentClient, AgentStats, UpperUsageEntry } from '../agent/agent-client.js';
 import { AgentRequestError } from '../agent/agent-client.js';
@@ -68,7 +68,7 @@ export interface VmInfo {
 
 export interface VmInternals {
   client: AgentClient;
-  qemu: ResultPromise;
+  qemu: QemuProcess;
   logger: Logger;
   volumes: VolumeMount[];
   info: VmInfo;
@@ -308,13 +308,13 @@ export class StartedVm implements VmLike {
       await client.quit(3000).catch((error: unknown) => logger.debug({ error }, 'quit not acknowledged'));
     }
     const exited = await Promise.race([
-      qemu.then(() => true, () => true),
+      qemu.exited.then(() => true),
       new Promise<false>((resolve) => setTimeout(() => resolve(false), 5000).unref()),
     ]);
     if (!exited) {
       logger.warn('guest did not power off in time; killing QEMU');
       qemu.kill('SIGKILL');
-      await qemu.catch(() => {});
+      await qemu.exited;
     }
     client.close(new GvmiTestError('vm.stopped', 'the VM has been stopped'));
     await this.internals.cleanup(this.internals.keepVolumes);

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { buildImage } from '../../image/build-image.js';
 import { BUILD_COMPRESSIONS, type BuildCompression } from '../../image/squashfs-superblock.js';
 import { GvmiTestError } from '../../errors.js';
 import { formatBytes, writeLine, type CliIo } from '../io.js';
@@ -41,6 +40,7 @@ export function registerBuild(program: Command, io: CliIo): void {
       const labels = Object.fromEntries(flags.label.map((l) => parseKeyValue(l, '--label')));
       let lastStage = '';
       const started = Date.now();
+      const { buildImage } = await import('../../image/build-image.js');
       const result = await buildImage({
         source,
         output: flags.output,

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { runDoctor } from '../../diagnostics/doctor.js';
 import { EXIT } from '../exit-codes.js';
 import { ExitStatus } from '../program.js';
 import { writeLine, type CliIo } from '../io.js';
@@ -10,6 +9,7 @@ export function registerDoctor(program: Command, io: CliIo): void {
     .description('check that this machine can run images, and say how to fix what is missing')
     .option('--json', 'print the checks as JSON')
     .action(async (flags: { json?: boolean }) => {
+      const { runDoctor } = await import('../../diagnostics/doctor.js');
       const report = await runDoctor();
       if (flags.json) {
         writeLine(io.stdout, JSON.stringify(report, null, 2));

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { GvmiTestError } from '../../errors.js';
-import { connectVm } from '../../server/ws-client.js';
 import { signalNumber } from '../../vm/guest-process.js';
 import { ExitStatus } from '../program.js';
 import type { CliIo } from '../io.js';
@@ -24,6 +23,7 @@ export function registerExec(program: Command, io: CliIo): void {
     .argument('<command...>', 'after --: the command and its arguments')
     .action(async (command: string[], flags: ExecFlags) => {
       if (!flags.connect) throw new GvmiTestError('usage', '--connect <url> is required');
+      const { connectVm } = await import('../../server/ws-client.js');
       const vm = await connectVm(flags.connect);
       try {
         const p = await vm.spawn(command, {

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { inspectImage } from '../../image/inspect-image.js';
 import { formatBytes, writeLine, type CliIo } from '../io.js';
 import { formatFinding } from '../../diagnostics/finding.js';
 
@@ -12,6 +11,7 @@ export function registerInspect(program: Command, io: CliIo): void {
     .argument('<image>', 'the .gvmi file')
     .option('--json', 'print everything as one JSON object')
     .action(async (path: string, flags: { json?: boolean }) => {
+      const { inspectImage } = await import('../../image/inspect-image.js');
       const result = await inspectImage(path);
       const { image } = result;
       if (flags.json) {

@@ -1,11 +1,9 @@
 import { chmod, open, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { pino } from 'pino';
 import { GvmiTestError } from '../../errors.js';
 import { parseAcceleratorChoice } from '../../qemu/accelerator.js';
 import { signalNumber } from '../../vm/guest-process.js';
-import { startVm } from '../../vm/start-vm.js';
 import type { StartedVm } from '../../vm/started-vm.js';
 import { ExitStatus } from '../program.js';
 import { formatBytes, writeLine, type CliIo } from '../io.js';
@@ -52,7 +50,13 @@ export async function startVmFromFlags(image: string, flags: VmFlags, io: CliIo)
     return [guest, resolve(host)];
   }));
   const env = Object.fromEntries(flags.env.map((e) => parseKeyValue(e, '--env')));
-  const logger = pino({ level: flags.logLevel }, pino.destination({ dest: 2, sync: true }));
+  // Modules load when a command needs them: every cold run pays for what it imports.
+  const { startVm } = await import('../../vm/start-vm.js');
+  let logger;
+  if (flags.logLevel !== 'silent') {
+    const { pino } = await import('pino');
+    logger = pino({ level: flags.logLevel }, pino.destination({ dest: 2, sync: true }));
+  }
   return startVm({
     image,
     volumes,
@@ -60,7 +64,7 @@ export async function startVmFromFlags(image: string, flags: VmFlags, io: CliIo)
     ...(flags.memory ? { memory: parsePositiveInt(flags.memory, '--memory') } : {}),
     ...(flags.cpus ? { cpus: parsePositiveInt(flags.cpus, '--cpus') } : {}),
     accel: parseAcceleratorChoice(flags.accel),
-    logger,
+    ...(logger ? { logger } : {}),
     keepVolumes: flags.keep ?? false,
   });
 }

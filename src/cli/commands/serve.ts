@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { serveVm } from '../../server/ws-server.js';
 import { writeLine, type CliIo } from '../io.js';
 import { addVmOptions, startVmFromFlags, type VmFlags } from './run.js';
 import { parsePositiveInt } from '../options.js';
@@ -28,6 +27,7 @@ export function registerServe(program: Command, io: CliIo): void {
       const vm = await startVmFromFlags(image, flags, io);
       let server;
       try {
+        const { serveVm } = await import('../../server/ws-server.js');
         server = await serveVm(vm, { host: flags.host, port });
       } catch (error) {
         await vm.stop();

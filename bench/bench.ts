@@ -1,0 +1,177 @@
+/**
+ * `make bench`: every figure beside its baseline, measured in one run, written to
+ * bench/RESULTS.md and bench/results.json. BENCH_RUNS (default 5) runs per figure.
+ */
+import { execFileSync } from 'node:child_process';
+import { once } from 'node:events';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { execa } from 'execa';
+import { buildImage } from '../src/image/build-image.js';
+import { detectAccelerator } from '../src/qemu/accelerator.js';
+import { buildQemuArgs } from '../src/qemu/qemu-args.js';
+import { findQemu, findRuntime, qemuSupportsSandbox } from '../src/qemu/runtime-files.js';
+import { resolveQemuUser } from '../src/qemu/qemu-user.js';
+import { startVm } from '../src/vm/start-vm.js';
+import { makeBusyboxRootfs, TINY_IMAGE_SETTINGS } from '../test/helpers/busybox-rootfs.js';
+
+const RUNS = Number(process.env['BENCH_RUNS'] ?? 5);
+const cli = resolve('dist/cli/main.js');
+
+interface Stat { median: number; min: number; max: number; p99?: number; runs: number }
+function stat(values: number[], withP99 = false): Stat {
+  const s = [...values].sort((a, b) => a - b);
+  const at = (q: number): number => s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
+  return { median: at(0.5), min: s[0]!, max: s[s.length - 1]!, ...(withP99 ? { p99: at(0.99) } : {}), runs: s.length };
+}
+async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const t = performance.now();
+  await fn();
+  return performance.now() - t;
+}
+async function repeat(n: number, fn: () => Promise<number>): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) out.push(await fn());
+  return out;
+}
+
+interface Row { figure: string; unit: string; value: Stat; baselineName: string; baseline?: Stat; ratio?: number; note?: string }
+const rows: Row[] = [];
+function row(r: Omit<Row, 'ratio'>, higherIsBetter = false): void {
+  const ratio = r.baseline ? (higherIsBetter ? r.baseline.median / r.value.median : r.value.median / r.baseline.median) : undefined;
+  rows.push({ ...r, ...(ratio !== undefined ? { ratio } : {}) });
+  console.log(`${r.figure}: ${r.value.median.toFixed(1)} ${r.unit}${r.baseline ? ` vs ${r.baselineName} ${r.baseline.median.toFixed(1)} ${r.unit} (×${ratio!.toFixed(2)})` : ''}`);
+}
+
+const work = await mkdtemp(join(tmpdir(), 'gvmi-bench-'));
+await chmod(work, 0o711);
+try {
+  await makeBusyboxRootfs(join(work, 'rootfs'));
+  const image = join(work, 'tiny.gvmi');
+  await buildImage({ source: join(work, 'rootfs'), output: image, ...TINY_IMAGE_SETTINGS });
+  const [runtime, qemu, accelerator] = await Promise.all([findRuntime(), findQemu(), detectAccelerator()]);
+  const sandbox = await qemuSupportsSandbox(qemu);
+  const qemuUser = await resolveQemuUser();
+
+  // ---- the floor: same QEMU, kernel and devices; an init that powers off at once ----
+  const floorDir = join(work, 'floor');
+  await mkdir(join(floorDir, 'root'), { recursive: true });
+  execFileSync('musl-gcc', ['-static', '-Os', '-o', join(floorDir, 'root/init'), resolve('bench/floor-init.c')]);
+  execFileSync('sh', ['-c', `cd ${floorDir}/root && echo init | cpio --quiet -o -H newc --owner=0:0 > ../floor.cpio`]);
+  const floorRun = async (): Promise<number> => {
+    const sock = join(floorDir, `agent-${Math.random().toString(36).slice(2)}.sock`);
+    const server = createServer((s) => s.on('error', () => {}));
+    server.listen(sock);
+    await once(server, 'listening');
+    const vols = [0, 1].map((k) => ({ tag: `mnt${k}`, hostPath: floorDir }));
+    const args = buildQemuArgs({
+      accelerator, memoryMiB: 512, cpus: 1, kernel: runtime.kernel, initramfs: join(floorDir, 'floor.cpio'), image,
+      agentSocket: sock, consoleLog: join(floorDir, 'console.log'), volumes: vols, hostname: 'golem', overlayMiB: 128, sandbox,
+      ...(qemuUser ? { runAs: qemuUser.name } : {}),
+    });
+    const t = await timed(() => execa(qemu, args));
+    server.close();
+    return t;
+  };
+  // Floor, cold run and first command interleaved, so drift in machine speed hits all three alike.
+  const floorSamples: number[] = [];
+  const coldSamples: number[] = [];
+  const firstSamples: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    floorSamples.push(await floorRun());
+    coldSamples.push(await timed(() => execa('node', [cli, 'run', '--quiet', image, '--', 'true'])));
+    const t = performance.now();
+    const v = await startVm({ image });
+    await v.exec(['true']);
+    firstSamples.push(performance.now() - t);
+    await v.stop();
+  }
+  const floor = stat(floorSamples);
+  row({ figure: 'cold `gvmi-test run tiny.gvmi -- true`, wall', unit: 'ms', value: stat(coldSamples), baselineName: 'floor (QEMU + kernel + init that powers off)', baseline: floor });
+  row({ figure: 'time to first command inside the VM (startVm + exec true)', unit: 'ms', value: stat(firstSamples), baselineName: 'floor', baseline: floor });
+
+  // ---- warm exec, streaming, 9p writes, idle memory ----
+  const vm = await startVm({ image });
+  try {
+    const execTimes: number[] = [];
+    for (let i = 0; i < 200; i++) execTimes.push(await timed(() => vm.exec(['true'])));
+    const hostTimes: number[] = [];
+    for (let i = 0; i < 200; i++) hostTimes.push(await timed(() => execa('/bin/true')));
+    row({ figure: 'warm exec round trip of `true` (200 runs)', unit: 'ms', value: stat(execTimes, true), baselineName: 'host spawning /bin/true through execa', baseline: stat(hostTimes, true) });
+
+    const size = 256 * 1024 * 1024;
+    const streamRates = await repeat(RUNS, async () => {
+      const t = performance.now();
+      const p = await vm.spawn(`head -c ${size} /dev/zero`, { maxBuffer: 0 });
+      const r = await p.wait();
+      if (r.stdoutBytes !== size) throw new Error(`stream lost bytes: ${r.stdoutBytes}`);
+      return size / 1048576 / ((performance.now() - t) / 1000);
+    });
+    const hostStream = await repeat(RUNS, async () => size / 1048576 / ((await timed(() => execa('sh', ['-c', `head -c ${size} /dev/zero > /dev/null`]))) / 1000));
+    row({ figure: 'stdout streaming from the guest (256 MiB)', unit: 'MB/s', value: stat(streamRates), baselineName: 'host head -c 256M /dev/zero > /dev/null', baseline: stat(hostStream) }, true);
+
+    const volume = vm.volumes.find((v) => v.guestPath === '/golem/output')!;
+    const guestWrite = await repeat(RUNS, async () => {
+      const ms = await timed(() => vm.exec('dd if=/dev/zero of=/golem/output/w bs=1M count=256 2>/dev/null; sync'));
+      await vm.exec('rm -f /golem/output/w');
+      return 256 / (ms / 1000);
+    });
+    const hostWrite = await repeat(RUNS, async () => {
+      const ms = await timed(() => execa('sh', ['-c', `dd if=/dev/zero of=${volume.hostPath}/h bs=1M count=256 2>/dev/null; sync`]));
+      await rm(join(volume.hostPath, 'h'), { force: true });
+      return 256 / (ms / 1000);
+    });
+    row({ figure: 'guest writing 256 MiB into a volume (9p)', unit: 'MB/s', value: stat(guestWrite), baselineName: 'host dd of 256 MiB into the same directory', baseline: stat(hostWrite) }, true);
+
+    await new Promise((r) => setTimeout(r, 1000));
+    const qemuPid = (vm as unknown as { internals: { qemu: { pid: number } } }).internals.qemu.pid;
+    const rssKb = Number(/VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${qemuPid}/status`, 'utf8'))?.[1]);
+    row({ figure: 'QEMU resident memory of an idle VM (512 MiB guest)', unit: 'MiB', value: stat([rssKb / 1024]), baselineName: '—' });
+  } finally {
+    await vm.stop();
+  }
+
+  // ---- build of the Debian test rootfs vs plain mksquashfs ----
+  const tarball = execFileSync('bash', [resolve('examples/seed-debian/make-image.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
+  const debRoot = join(work, 'debian');
+  await mkdir(debRoot);
+  execFileSync('sh', ['-c', `tar -xOf ${tarball} layer/layer.tar | tar -x --numeric-owner -C ${debRoot}`]);
+  const ours = await repeat(RUNS, () => timed(() => execa('node', [cli, 'build', debRoot, '-o', join(work, 'd.gvmi'), '--force', '--volume', '/golem/output'])));
+  const plain = await repeat(RUNS, () => timed(() => execa('mksquashfs', [debRoot, join(work, 'd.sqfs'), '-noappend', '-comp', 'lzo', '-b', '131072', '-no-progress', '-quiet'])));
+  row({ figure: '`gvmi-test build` of the Debian test rootfs (lzo)', unit: 'ms', value: stat(ours), baselineName: 'plain mksquashfs of the same tree, same compression', baseline: stat(plain) });
+
+  // ---- concurrency ----
+  for (const n of [1, 2, 4, 8]) {
+    const bootAndRun = async (): Promise<void> => {
+      const v = await startVm({ image, bootTimeoutMs: 300_000 });
+      await v.exec(['true']);
+      await v.stop();
+    };
+    const concurrent = await repeat(Math.min(RUNS, 3), () => timed(() => Promise.all(Array.from({ length: n }, bootAndRun))));
+    const sequential = await repeat(Math.min(RUNS, 3), () => timed(async () => { for (let i = 0; i < n; i++) await bootAndRun(); }));
+    row({ figure: `${n} concurrent VM(s), each booting and running a command: total wall`, unit: 'ms', value: stat(concurrent), baselineName: `1 VM × ${n} sequential`, baseline: stat(sequential) });
+  }
+
+  // ---- report ----
+  const qemuVersion = execFileSync(qemu, ['--version'], { encoding: 'utf8' }).split('\n')[0];
+  const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 1024 ** 3).toFixed(0)} GiB`;
+  const fmt = (s: Stat | undefined, unit: string): string => (s ? `${s.median.toFixed(unit === 'ms' ? 0 : 1)} ${unit} (${s.min.toFixed(unit === 'ms' ? 0 : 1)}–${s.max.toFixed(unit === 'ms' ? 0 : 1)}${s.p99 !== undefined ? `, p99 ${s.p99.toFixed(1)}` : ''})` : '—');
+  const lines = [
+    '# gvmi-test benchmark',
+    '',
+    `Measured by \`make bench\` on ${new Date().toISOString().slice(0, 10)} — machine: ${machine}; accelerator: ${accelerator.reason}; ${qemuVersion}; guest kernel ${runtime.kernelHash}, init ${runtime.initHash}. Median (min–max) over ${RUNS} runs unless said; ratio = figure ÷ baseline for times, baseline ÷ figure for rates (lower is better in both).`,
+    '',
+    '| figure | value | baseline | baseline value | ratio |',
+    '|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.figure} | ${fmt(r.value, r.unit)} | ${r.baselineName} | ${fmt(r.baseline, r.unit)} | ${r.ratio !== undefined ? `×${r.ratio.toFixed(2)}` : '—'} |`),
+    '',
+  ];
+  const notes = await readFile(resolve('bench/NOTES.md'), 'utf8').catch(() => '');
+  await writeFile(resolve('bench/RESULTS.md'), `${lines.join('\n')}\n${notes}`);
+  await writeFile(resolve('bench/results.json'), `${JSON.stringify({ date: new Date().toISOString(), machine, accelerator, qemu: qemuVersion, runtime, runs: RUNS, rows }, null, 2)}\n`);
+  console.log('wrote bench/RESULTS.md and bench/results.json');
+} finally {
+  await rm(work, { recursive: true, force: true });
+}

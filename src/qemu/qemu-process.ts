@@ -1,0 +1,65 @@
+/**
+ * QEMU as a child process. Spawned with node:child_process directly: QEMU is on every VM's start
+ * path, and loading execa costs more than a tenth of a second of each cold run. What execa's
+ * `cleanup` gave is kept: QEMU processes still running when this process exits are killed (and
+ * when this process is SIGKILLed, the guest powers off as soon as its channel closes).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+
+export interface QemuExit {
+  exitCode: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface QemuProcess {
+  readonly pid: number | undefined;
+  /** Resolves when QEMU has exited (never rejects). */
+  readonly exited: Promise<QemuExit>;
+  readonly running: boolean;
+  /** What QEMU wrote on stderr so far (bounded). */
+  stderr(): string;
+  kill(signal?: NodeJS.Signals): void;
+}
+
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once('exit', () => {
+    for (const child of live) child.kill('SIGKILL');
+  });
+}
+
+const MAX_STDERR = 64 * 1024;
+
+export function spawnQemu(binary: string, args: readonly string[], signal?: AbortSignal): QemuProcess {
+  installExitHook();
+  const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'], ...(signal ? { signal, killSignal: 'SIGKILL' as const } : {}) });
+  live.add(child);
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    if (stderr.length < MAX_STDERR) stderr += d.toString();
+  });
+  let running = true;
+  const exited = new Promise<QemuExit>((resolve) => {
+    const done = (exitCode: number | null, sig: NodeJS.Signals | null): void => {
+      running = false;
+      live.delete(child);
+      resolve({ exitCode, signal: sig });
+    };
+    child.once('exit', done);
+    child.once('error', (error) => {
+      stderr += `${error.message}\n`;
+      done(null, null);
+    });
+  });
+  return {
+    get pid() { return child.pid; },
+    get running() { return running; },
+    exited,
+    stderr: () => stderr,
+    kill: (sig = 'SIGTERM') => { if (running) child.kill(sig); },
+  };
+}
