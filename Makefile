@@ -9,7 +9,7 @@ CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/gvmi-test
 export GVMI_TEST_CACHE := $(CACHE)
 CC_TEST ?= gcc
 
-.PHONY: all deps node build runtime test test-c test-ts test-examples demo bench clean
+.PHONY: all deps node build runtime test test-c test-ts test-examples fuzz test-heavy demo bench clean
 
 all: build runtime
 
@@ -59,6 +59,13 @@ test: deps
 	$(MAKE) --no-print-directory test-examples || status=1; \
 	node scripts/test-summary.mjs .tmp/wire_test.txt .tmp/vitest*.json; \
 	exit $$status
+
+# Heavier variants of the reliability tests (docs/reliability.md).
+fuzz: build
+	GVMI_TEST_FUZZ_CASES=$${GVMI_TEST_FUZZ_CASES:-200000} npx vitest run test/unit/fuzz
+
+test-heavy: build runtime
+	GVMI_TEST_HEAVY=1 npx vitest run test/integration/faults.test.ts
 
 demo: build runtime
 	@bash examples/hello/demo.sh

@@ -263,6 +263,7 @@ _Noreturn void agent_run(const struct boot_options *opts, int upper_fd) {
     for (;;) {
         struct epoll_event events[32];
         int timeout = check_timers(&a);
+        flush_out(&a); /* an ERR queued by check_timers must not wait for the next request */
         int n = epoll_wait(a.epfd, events, 32, timeout);
         if (n < 0 && errno != EINTR) boot_fatal("epoll-wait", errno);
         for (int i = 0; i < n; i++) {

@@ -3,16 +3,13 @@
  * layout, as a directory or a tar. Gives the image config and the layer files, in order.
  */
 import { createReadStream } from 'node:fs';
-import { mkdir, readFile, stat, symlink } from 'node:fs/promises';
+import { lstat, mkdir, readFile, stat, symlink, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { createWriteStream } from 'node:fs';
 import { createHash } from 'node:crypto';
 import tar from 'tar-stream';
 import { GvmiTestError } from '../errors.js';
 import type { ContainerConfig } from './container-config.js';
-import { feed, normaliseEntryName } from './rootfs-from-layers.js';
-import { Readable } from 'node:stream';
+import { feed, normaliseEntryName, writeEntry } from './rootfs-from-layers.js';
 import { resolveInRoot } from './scoped-path.js';
 
 export interface ImageArchive {
@@ -46,18 +43,24 @@ export async function unpackOuterTar(archive: string, into: string): Promise<voi
   const done = new Promise<void>((resolve, reject) => {
     extract.on('entry', (header, stream, next) => {
       entries++;
+      stream.on('error', () => {}); // surfaced through the extractor; never unhandled
       const handle = async (): Promise<void> => {
         const rel = normaliseEntryName(header.name);
-        const target = join(into, rel);
+        // Resolved inside `into`: an archive's own symlinks must not lead a later entry outside.
+        const parts = rel.split('/');
+        const base = parts.pop() ?? '';
+        const parent = await resolveInRoot(into, parts.join('/'), true);
+        await mkdir(parent, { recursive: true });
+        const target = base === '' ? into : join(parent, base);
+        const existing = await lstat(target).catch(() => undefined);
+        if (existing && !existing.isDirectory()) await unlink(target);
         if (header.type === 'directory') {
           stream.resume();
           await mkdir(target, { recursive: true });
         } else if (header.type === 'file' || header.type === 'contiguous-file') {
-          await mkdir(join(target, '..'), { recursive: true });
-          await pipeline(Readable.from(stream), createWriteStream(target));
+          await writeEntry(stream, target);
         } else if (header.type === 'symlink') {
           stream.resume();
-          await mkdir(join(target, '..'), { recursive: true });
           await symlink(header.linkname ?? '', target);
         } else {
           stream.resume();

@@ -7,11 +7,9 @@
  * 0000 file would stop mksquashfs reading it): they are recorded and handed to mksquashfs as
  * pseudo-definitions, so the squashfs gets them exactly.
  */
-import { createWriteStream } from 'node:fs';
-import { link, lstat, mkdir, readdir, rm, symlink, unlink } from 'node:fs/promises';
+import { link, lstat, mkdir, open, readdir, rm, symlink, unlink } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
-import { Readable, type Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import type { Readable, Writable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import tar from 'tar-stream';
 import { GvmiTestError } from '../errors.js';
@@ -42,8 +40,21 @@ export function normaliseEntryName(name: string): string {
   return splitPath(name).join('/');
 }
 
+/**
+ * Writes an entry's body to a new file. The file is closed before this settles, success or not,
+ * so a failed extraction leaves nothing being written behind it.
+ */
+export async function writeEntry(stream: EntryStream, path: string): Promise<void> {
+  const handle = await open(path, 'w', 0o644);
+  try {
+    for await (const chunk of stream) await handle.write(chunk as Buffer);
+  } finally {
+    await handle.close();
+  }
+}
+
 /** A tar entry's body (a streamx stream, iterable like a Node one). */
-export type EntryStream = AsyncIterable<unknown> & { resume(): unknown };
+export type EntryStream = AsyncIterable<unknown> & { resume(): unknown; on(event: 'error', fn: () => void): unknown };
 
 /** Pipes a Node stream into a tar extractor (a streamx stream) and waits for both. */
 export async function feed(input: Readable, extract: tar.Extract, done: Promise<void>): Promise<void> {
@@ -68,6 +79,7 @@ export class RootfsBuilder {
     const touched = new Set<string>();
     const done = new Promise<void>((resolve, reject) => {
       extract.on('entry', (header, stream, next) => {
+        stream.on('error', () => {}); // surfaced through the extractor; never unhandled
         this.applyEntry(header, stream, touched).then(
           () => next(),
           (error: unknown) => {
@@ -148,7 +160,7 @@ export class RootfsBuilder {
       case 'file':
       case 'contiguous-file':
         await this.removeExisting(absolute, false);
-        await pipeline(Readable.from(stream), createWriteStream(absolute, { mode: 0o644 }));
+        await writeEntry(stream, absolute);
         break;
       case 'symlink':
         stream.resume();

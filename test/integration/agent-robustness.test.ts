@@ -40,6 +40,26 @@ describe('a hostile host', () => {
     expect(answered).toBe(20);
   });
 
+  it('a truncated request is answered ETIMEDOUT after 2 s and dropped; the agent keeps serving', async () => {
+    const c = client(vm);
+    const replies: unknown[] = [];
+    const socket = (c as unknown as { socket: import('node:net').Socket }).socket;
+    const onData = (d: Buffer): void => { replies.push(d); };
+    socket.on('data', onData);
+    // msg id 999999, RUN_PROCESS, BIN with a length of 100 but only 3 bytes of it
+    const partial = Buffer.concat([Buffer.from([0x3f, 0x42, 0x0f, 0, 0, 0, 0, 0, 2, 1]), Buffer.from([100, 0, 0, 0, 0, 0, 0, 0]), Buffer.from('abc')]);
+    socket.write(partial);
+    await new Promise((r) => setTimeout(r, 2600));
+    socket.off('data', onData);
+    const all = Buffer.concat(replies as Buffer[]);
+    const at = all.indexOf(Buffer.from([0x3f, 0x42, 0x0f, 0, 0, 0, 0, 0, 3]));
+    expect(at).toBeGreaterThanOrEqual(0);
+    expect(all.readUInt32LE(at + 9)).toBe(110); // ETIMEDOUT
+    let answered = 0;
+    for (let i = 0; i < 10; i++) if ((await vm.exec(['true'])).exitCode === 0) answered++;
+    expect(answered).toBe(10);
+  });
+
   it('upstream requests gvmi-test does not implement answer EPROTONOSUPPORT', async () => {
     const e = await client(vm).request(5, () => {}, 'UPLOAD_FILE').catch((x: unknown) => x);
     expect((e as AgentRequestError).errno).toBe(93);

@@ -1,0 +1,130 @@
+/**
+ * Faults: QEMU killed from outside, a guest eating its memory or forking without end, a flood
+ * of output. The harness stays responsive, reports what happened, and leaks nothing.
+ */
+import { chmod, mkdtemp, readdir, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, inject, it } from 'vitest';
+import { startVm, type StartedVm } from '../../src/index.js';
+import { GvmiTestError } from '../../src/errors.js';
+
+const HEAVY = process.env['GVMI_TEST_HEAVY'] === '1';
+
+function qemuPid(vm: StartedVm): number {
+  return (vm as unknown as { internals: { qemu: { pid: number } } }).internals.qemu.pid;
+}
+
+async function failure(p: Promise<unknown>): Promise<GvmiTestError> {
+  const e = await p.then(() => undefined, (x: unknown) => x);
+  expect(e).toBeInstanceOf(GvmiTestError);
+  return e as GvmiTestError;
+}
+
+describe('faults', () => {
+  it('QEMU killed from outside: every pending call rejects with vm.crashed', async () => {
+    const vm = await startVm({ image: inject('tinyImage') });
+    try {
+      const pending = [failure(vm.exec('sleep 30')), failure(vm.exec('sleep 31'))];
+      await new Promise((r) => setTimeout(r, 300));
+      process.kill(qemuPid(vm), 'SIGKILL');
+      for (const e of await Promise.all(pending)) {
+        expect(e.code).toBe('vm.crashed');
+        expect(e.message).toMatch(/QEMU exited|guest crashed/);
+      }
+      expect((await failure(vm.stats())).code).toBe('vm.crashed');
+    } finally {
+      await vm.stop();
+    }
+  });
+
+  it('a memory hog is OOM-killed in the guest; the VM and the harness carry on', async () => {
+    await using vm = await startVm({ image: inject('tinyImage'), memory: 256 });
+    const started = Date.now();
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 50); // the host event loop keeps turning
+    // a string that doubles until the guest runs out of memory
+    const r = await vm.exec('awk \'BEGIN { s = "x"; while (1) s = s s }\'', { timeoutMs: 120_000 });
+    clearInterval(timer);
+    expect(r.exitCode).not.toBe(0);
+    expect(await vm.console()).toMatch(/Out of memory|oom-kill|Killed process/i);
+    expect(ticks).toBeGreaterThan(((Date.now() - started) / 50) * 0.5);
+    expect(await vm.exec('echo alive')).toMatchObject({ stdout: 'alive\n' });
+  }, 180_000);
+
+  it('a fork bomb is contained by its timeout; the VM stays usable and stops cleanly', async () => {
+    const vm = await startVm({ image: inject('tinyImage') });
+    try {
+      const bomb = vm.exec('bomb() { bomb | bomb & }; bomb', { timeoutMs: 3000 }).catch((e: unknown) => e);
+      await bomb;
+      // the group is killed; stragglers that escaped it die with the VM
+      const alive = await vm.exec('echo alive', { timeoutMs: 60_000 }).catch((e: unknown) => e);
+      expect(alive === undefined || (alive as { stdout?: string }).stdout === 'alive\n' || alive instanceof GvmiTestError).toBe(true);
+    } finally {
+      const t = Date.now();
+      await vm.stop();
+      expect(Date.now() - t).toBeLessThan(15_000);
+    }
+  }, 120_000);
+
+  it(`${HEAVY ? '1 GiB' : '64 MiB'} of stdout: exact byte count, host memory bounded`, async () => {
+    await using vm = await startVm({ image: inject('tinyImage') });
+    const bytes = (HEAVY ? 1024 : 64) * 1024 * 1024;
+    const rssBefore = process.memoryUsage().rss;
+    let peak = rssBefore;
+    const p = await vm.spawn(`head -c ${bytes} /dev/zero`, { maxBuffer: 1024 * 1024 });
+    let seen = 0;
+    p.on('stdout', (d) => {
+      seen += d.length;
+      peak = Math.max(peak, process.memoryUsage().rss);
+    });
+    const r = await p.wait();
+    expect(r.stdoutBytes).toBe(bytes);
+    expect(seen).toBe(bytes);
+    expect(r.truncated).toBe(true); // kept 1 MiB, counted everything
+    expect(peak - rssBefore).toBeLessThan(200 * 1024 * 1024);
+  }, HEAVY ? 600_000 : 120_000);
+});
+
+describe('no leaks', () => {
+  // Only what this test process owns: other test files boot VMs in parallel workers.
+  let privateTmp = '';
+  async function census(): Promise<{ fds: number; children: number; tmp: number }> {
+    const fds = (await readdir('/proc/self/fd')).length;
+    let children = 0;
+    for (const pid of (await readdir('/proc')).filter((n) => /^\d+$/.test(n))) {
+      const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === process.pid) children++;
+    }
+    const tmp = privateTmp ? (await readdir(privateTmp)).length : 0;
+    return { fds, children, tmp };
+  }
+
+  it(`${HEAVY ? 200 : 12} sequential VMs and ${HEAVY ? '8 × 100' : '4 × 25'} concurrent execs leave no fds, processes or temp dirs`, async () => {
+    privateTmp = await mkdtemp(join(tmpdir(), 'gvmi-leak-'));
+    await chmod(privateTmp, 0o711);
+    const savedTmp = process.env['TMPDIR'];
+    process.env['TMPDIR'] = privateTmp;
+    const before = await census();
+    for (let i = 0; i < (HEAVY ? 200 : 12); i++) {
+      await using vm = await startVm({ image: inject('tinyImage') });
+      expect((await vm.exec(['true'])).exitCode).toBe(0);
+    }
+    const n = HEAVY ? 8 : 4;
+    const vms = await Promise.all(Array.from({ length: n }, () => startVm({ image: inject('tinyImage'), bootTimeoutMs: 300_000 })));
+    try {
+      await Promise.all(vms.map(async (vm) => {
+        for (let i = 0; i < (HEAVY ? 100 : 25); i++) expect((await vm.exec(['true'])).exitCode).toBe(0);
+      }));
+    } finally {
+      await Promise.all(vms.map((vm) => vm.stop()));
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    const after = await census();
+    if (savedTmp === undefined) delete process.env['TMPDIR'];
+    else process.env['TMPDIR'] = savedTmp;
+    expect(after.fds).toBeLessThanOrEqual(before.fds);
+    expect(after.children).toBe(0);
+    expect(after.tmp).toBe(0);
+  }, HEAVY ? 1_800_000 : 300_000);
+});

@@ -1,0 +1,93 @@
+/**
+ * Fuzzing the readers of untrusted bytes: the .gvmi reader and the guest-message decoder. Only
+ * typed errors (GvmiTestError), no hang, no crash, memory bounded.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { MessageReader } from '../../../src/agent/codec.js';
+import { RespType } from '../../../src/agent/protocol.js';
+import { GvmiTestError } from '../../../src/errors.js';
+import { encodeTrailer, readGvmi } from '../../../src/image/gvmi-file.js';
+import { FUZZ_CASES, FUZZ_SEED, mutate, rng } from '../../helpers/fuzz.js';
+
+let dir: string;
+let image: Buffer;
+let trailerStart: number;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'gvmi-fuzz-'));
+  await mkdir(join(dir, 'tree/etc'), { recursive: true });
+  await writeFile(join(dir, 'tree/etc/x'), 'x');
+  execFileSync('mksquashfs', [join(dir, 'tree'), join(dir, 'fs'), '-noappend', '-quiet', '-no-progress']);
+  const fs = await readFile(join(dir, 'fs'));
+  trailerStart = fs.length;
+  image = Buffer.concat([fs, encodeTrailer({ Env: ['A=1'], Volumes: { '/out': {} }, WorkingDir: '/' })]);
+});
+
+describe('fuzz: .gvmi reader', () => {
+  it(`${FUZZ_CASES} mutated and random files: typed errors only`, async () => {
+    const next = rng(FUZZ_SEED);
+    const path = join(dir, 'case.gvmi');
+    const codes = new Map<string, number>();
+    const heapBefore = process.memoryUsage().heapUsed;
+    for (let i = 0; i < FUZZ_CASES; i++) {
+      // Mostly the trailer and the superblock, where the reader looks.
+      const hot = next() < 0.5 ? { start: trailerStart, end: image.length } : { start: 0, end: 96 };
+      const input = mutate(next, image, hot);
+      await writeFile(path, input);
+      try {
+        await readGvmi(path);
+        codes.set('ok', (codes.get('ok') ?? 0) + 1);
+      } catch (error) {
+        if (!(error instanceof GvmiTestError)) throw new Error(`case ${i} (seed ${FUZZ_SEED}): untyped ${String(error)}`);
+        codes.set(error.code, (codes.get(error.code) ?? 0) + 1);
+      }
+    }
+    expect(process.memoryUsage().heapUsed - heapBefore).toBeLessThan(256 * 1024 * 1024);
+    // the mutations reach every check of the reader
+    for (const code of ['image.bad-length', 'image.crc-mismatch', 'image.no-squashfs', 'image.truncated']) {
+      expect(codes.get(code) ?? 0, `${code} in ${JSON.stringify([...codes])}`).toBeGreaterThan(0);
+    }
+  }, 300_000);
+});
+
+describe('fuzz: guest message decoder', () => {
+  it(`${FUZZ_CASES} mutated streams, fed in random pieces: messages or agent.protocol, nothing else`, () => {
+    const next = rng(FUZZ_SEED + 1);
+    const frame = (id: bigint, type: number, body: Buffer): Buffer => {
+      const h = Buffer.alloc(9);
+      h.writeBigUInt64LE(id);
+      h.writeUInt8(type, 8);
+      return Buffer.concat([h, body]);
+    };
+    const u64 = (n: number): Buffer => { const b = Buffer.alloc(8); b.writeBigUInt64LE(BigInt(n)); return b; };
+    const valid = Buffer.concat([
+      frame(0n, RespType.NOTIFY_READY, u64(5)),
+      frame(1n, RespType.OK_BYTES, Buffer.concat([u64(4), Buffer.from('abcd')])),
+      frame(0n, RespType.NOTIFY_OUTPUT_DATA, Buffer.concat([u64(1), Buffer.from([1, 0, 0, 0]), u64(3), Buffer.from('xyz')])),
+      frame(2n, RespType.ERR, Buffer.from([2, 0, 0, 0])),
+      frame(0n, RespType.NOTIFY_PROCESS_DIED, Buffer.concat([u64(1), Buffer.from([0, 0])])),
+    ]);
+    let decoded = 0;
+    let refused = 0;
+    for (let i = 0; i < FUZZ_CASES; i++) {
+      const input = mutate(next, valid);
+      const reader = new MessageReader();
+      try {
+        for (let p = 0; p < input.length;) {
+          const n = 1 + Math.floor(next() * 40);
+          decoded += reader.push(input.subarray(p, p + n)).length;
+          p += n;
+        }
+      } catch (error) {
+        if (!(error instanceof GvmiTestError) || error.code !== 'agent.protocol') throw new Error(`case ${i} (seed ${FUZZ_SEED + 1}): ${String(error)}`);
+        refused++;
+      }
+    }
+    expect(decoded).toBeGreaterThan(0);
+    expect(refused).toBeGreaterThan(0);
+  });
+});
