@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { buildImage } from '../../src/image/build-image.js';
 import { startVm } from '../../src/index.js';
-import { GvmiTestError } from '../../src/errors.js';
+import { failure } from '../helpers/failure.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -19,11 +19,6 @@ afterEach(() => {
   process.env = { ...savedEnv };
 });
 
-async function failure(p: Promise<unknown>): Promise<GvmiTestError> {
-  const e = await p.then(() => undefined, (x: unknown) => x);
-  expect(e).toBeInstanceOf(GvmiTestError);
-  return e as GvmiTestError;
-}
 
 describe('boot failures name their cause', () => {
   it('an image without /etc fails as on a provider, and the error says to add /etc', async () => {

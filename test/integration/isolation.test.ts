@@ -5,6 +5,7 @@ import { lstat, mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/prom
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import '../../src/vitest/index.js';
 import { startVm, type StartedVm } from '../../src/index.js';
 
 let vm: StartedVm;
@@ -43,6 +44,15 @@ describe('isolation', () => {
     if (process.getuid?.() === 0 && !process.env['GVMI_TEST_QEMU_USER']) expect(r.exitCode).not.toBe(0);
     const report = await vm.download('/golem/output', join(host, 'all-out'));
     expect(report.skipped.filter((p) => p.endsWith('/null'))).toEqual(r.exitCode === 0 ? [join(out(), 'null')] : []);
+  });
+
+  it('hard links stay inside one volume: across volumes they fail, within one they are ordinary files', async () => {
+    await vm.exec('echo data > /golem/input/original');
+    const across = await vm.exec('ln /golem/input/original /golem/output/linked');
+    expect(across.exitCode).not.toBe(0);
+    expect(await vm.exec('ln /golem/input/original /golem/input/linked && cat /golem/input/linked')).toMatchObject({ exitCode: 0, stdout: 'data\n' });
+    await vm.download('/golem/input/linked', join(host, 'linked'));
+    expect(await readFile(join(host, 'linked'), 'utf8')).toBe('data\n');
   });
 
   it('setuid/setgid bits made by the guest are stripped on download', async () => {

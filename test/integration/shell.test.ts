@@ -15,17 +15,20 @@ const hasTmux = (() => {
 })();
 const session = `gvmi-shell-${process.pid}`;
 const tmux = (...args: string[]): string => execFileSync('tmux', args, { encoding: 'utf8' });
-const screen = (): string => tmux('capture-pane', '-p', '-J', '-S', '-200', '-t', session);
+const screenOf = (name: string): string => tmux('capture-pane', '-p', '-J', '-S', '-200', '-t', name);
 
-async function waitFor(what: RegExp, timeoutMs = 30_000): Promise<string> {
+/** Polls a tmux session's screen until `what` shows. */
+async function waitOn(name: string, what: RegExp, timeoutMs = 30_000): Promise<string> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const text = screen();
+    const text = screenOf(name);
     if (what.test(text)) return text;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; screen:\n${text}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+const waitFor = (what: RegExp): Promise<string> => waitOn(session, what);
 
 describe.runIf(hasTmux)('gvmi-test shell in a terminal', () => {
   afterAll(() => {
@@ -65,16 +68,7 @@ describe.runIf(hasTmux)('gvmi-test shell in a terminal', () => {
 
 describe.runIf(hasTmux)('gvmi-test shell --tty', () => {
   const ttySession = `${session}-tty`;
-  const ttyScreen = (): string => tmux('capture-pane', '-p', '-J', '-S', '-200', '-t', ttySession);
-  async function waitForTty(what: RegExp, timeoutMs = 30_000): Promise<string> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const text = ttyScreen();
-      if (what.test(text)) return text;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; screen:\n${text}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
+  const waitForTty = (what: RegExp): Promise<string> => waitOn(ttySession, what);
   afterAll(() => {
     try {
       tmux('kill-session', '-t', ttySession);
