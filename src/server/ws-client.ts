@@ -96,6 +96,8 @@ export class RemoteVm implements VmLike {
     const id = 'id' in m ? m.id : undefined;
     if (id === undefined) return;
     const process = this.processes.get(id);
+    // the caller attaches its listeners after `started` resolves: hold what follows one turn
+    if (process && m.event === 'started') process.holdOneTurn();
     if (process) {
       if (m.event === 'stdout' || m.event === 'stderr') process.pushOutput(m.event === 'stdout' ? 1 : 2, Buffer.from(m.data, 'base64'));
       else if (m.event === 'exit') {

@@ -83,10 +83,34 @@ export class GuestProcess extends EventEmitter<GuestProcessEvents> {
       this.rejectResult = reject;
     });
     this.result.catch(() => {}); // observed through wait(); never an unhandled rejection
+    this.holdOneTurn();
   }
 
   get done(): boolean {
     return this.finished;
+  }
+
+  /**
+   * Output that arrives before the caller had a turn to attach listeners (the RUN_PROCESS reply,
+   * the output and the death of a short process can come in one read) is held, then delivered,
+   * in order, on the next turn of the event loop; so is the exit. Bounded: one turn's worth.
+   */
+  private held: (() => void)[] | undefined;
+
+  /** @internal hold events until the caller's next turn (see `held`). */
+  holdOneTurn(): void {
+    if (this.held) return;
+    this.held = [];
+    setImmediate(() => {
+      const held = this.held ?? [];
+      this.held = undefined;
+      for (const deliver of held) deliver();
+    });
+  }
+
+  private deliver(fn: () => void): void {
+    if (this.held) this.held.push(fn);
+    else fn();
   }
 
   /** @internal called by StartedVm as output arrives */
@@ -100,17 +124,21 @@ export class GuestProcess extends EventEmitter<GuestProcessEvents> {
     } else {
       this.truncated = true;
     }
-    this.emit(stream, data);
     if (this.iterate) {
       this.queue.push({ stream, data });
       this.wake?.();
     }
+    this.deliver(() => this.emit(stream, data));
   }
 
   /** @internal called by StartedVm on NOTIFY_PROCESS_DIED */
   finish(status: number, kind: number): void {
     if (this.finished) return;
     this.finished = true;
+    this.deliver(() => this.settle(status, kind));
+  }
+
+  private settle(status: number, kind: number): void {
     const killed = kind !== ExitKind.EXITED;
     const result: ExecResult = {
       command: this.command,

@@ -134,6 +134,17 @@ describe('running processes', () => {
     expect(chunks.length).toBeGreaterThanOrEqual(3);
   });
 
+  it('listeners attached right after spawn() see all output, even of a process that is already gone', async () => {
+    for (let i = 0; i < 20; i++) {
+      const p = await vm.spawn(['echo', `early-${i}`], { maxBuffer: 0 });
+      let seen = '';
+      p.on('stdout', (d) => { seen += d.toString(); });
+      const r = await p.wait();
+      expect(seen).toBe(`early-${i}\n`);
+      expect(r.exitCode).toBe(0);
+    }
+  });
+
   it('concurrent processes keep their outputs apart', async () => {
     const results = await Promise.all([1, 2, 3, 4].map((n) => vm.exec(`for i in 1 2 3 4 5; do echo ${n}; done`)));
     results.forEach((r, i) => expect(r.stdout).toBe(`${i + 1}\n`.repeat(5)));

@@ -44,8 +44,21 @@ function raw(u: string): Promise<{ ws?: WebSocket; status?: number }> {
   });
 }
 
-function nextMessage(ws: WebSocket): Promise<Record<string, unknown>> {
-  return new Promise((res) => ws.once('message', (d) => res(JSON.parse(String(d)) as Record<string, unknown>)));
+/** Messages in arrival order: several can arrive in one read, before a `once` is re-armed. */
+function messageQueue(ws: WebSocket): () => Promise<Record<string, unknown>> {
+  const queued: Record<string, unknown>[] = [];
+  let waiting: ((m: Record<string, unknown>) => void) | undefined;
+  ws.on('message', (d) => {
+    const m = JSON.parse(String(d)) as Record<string, unknown>;
+    if (waiting) {
+      const w = waiting;
+      waiting = undefined;
+      w(m);
+    } else {
+      queued.push(m);
+    }
+  });
+  return () => (queued.length > 0 ? Promise.resolve(queued.shift()!) : new Promise((r) => { waiting = r; }));
 }
 
 describe('gvmi-test serve', () => {
@@ -95,15 +108,16 @@ describe('gvmi-test serve', () => {
 
   it('malformed JSON, unknown ops and oversized frames get an error event; the connection stays up', async () => {
     const { ws } = await raw(url);
+    const next = messageQueue(ws!);
     ws!.send('{not json');
-    expect(await nextMessage(ws!)).toMatchObject({ event: 'error', code: 'protocol.bad-json' });
+    expect(await next()).toMatchObject({ event: 'error', code: 'protocol.bad-json' });
     ws!.send(JSON.stringify({ op: 'format-disk', id: '1' }));
-    expect(await nextMessage(ws!)).toMatchObject({ event: 'error', id: '1', code: 'protocol.bad-request' });
+    expect(await next()).toMatchObject({ event: 'error', id: '1', code: 'protocol.bad-request' });
     ws!.send('x'.repeat(3 * 1024 * 1024));
-    expect(await nextMessage(ws!)).toMatchObject({ event: 'error', code: 'protocol.frame-too-large' });
+    expect(await next()).toMatchObject({ event: 'error', code: 'protocol.frame-too-large' });
     ws!.send(JSON.stringify({ op: 'exec', id: '2', command: ['echo', 'still here'] }));
-    expect(await nextMessage(ws!)).toMatchObject({ event: 'started', id: '2' });
-    expect(await nextMessage(ws!)).toMatchObject({ event: 'stdout', id: '2', data: Buffer.from('still here\n').toString('base64') });
+    expect(await next()).toMatchObject({ event: 'started', id: '2' });
+    expect(await next()).toMatchObject({ event: 'stdout', id: '2', data: Buffer.from('still here\n').toString('base64') });
     ws!.close();
   });
 
