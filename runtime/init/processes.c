@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -454,6 +455,14 @@ int processes_signal(uint64_t id, int signo) {
     if (signo < 0 || signo >= NSIG) return -EINVAL;
     /* The whole group, so `sh -c` children go too; the leader alone if it left its group. */
     if (kill(-p->pid, signo) < 0 && kill(p->pid, signo) < 0) return -errno;
+    /* A child forked while the group was being killed escapes one pass (a fork bomb): SIGKILL
+     * the group again until nothing new is left to hit. */
+    if (signo == SIGKILL) {
+        for (int pass = 0; pass < 16; pass++) {
+            sched_yield();
+            if (kill(-p->pid, SIGKILL) < 0) break;
+        }
+    }
     return 0;
 }
 

@@ -52,7 +52,7 @@ describe.runIf(hasTmux)('gvmi-test shell in a terminal', () => {
     await waitFor(/command failed with code 3\ngolem ▶ $/m);
 
     tmux('send-keys', '-t', session, 'echo started-sleeping; sleep 100', 'Enter');
-    await waitFor(/started-sleeping/);
+    await waitFor(/^started-sleeping$/m); // the output line, not the typed one
     tmux('send-keys', '-t', session, 'C-c');
     await waitFor(/command (killed by SIGINT|failed with code 130)\ngolem ▶ $/m);
 

@@ -63,8 +63,11 @@ export function registerShell(program: Command, io: CliIo): void {
 
       const rl = createInterface({ input: io.stdin, output: io.stdout, prompt: PROMPT, terminal: interactive });
       let running: GuestProcess | undefined;
+      let starting = false; // a line was entered and its process is being started
+      let interruptPending = false;
       rl.on('SIGINT', () => {
         if (running) void running.kill('SIGINT').catch(() => {});
+        else if (starting) interruptPending = true; // delivered as soon as the process exists
         else {
           io.stdout.write('^C\n');
           rl.prompt();
@@ -74,7 +77,11 @@ export function registerShell(program: Command, io: CliIo): void {
       for await (const line of rl) {
         if (line.trim() !== '') {
           try {
+            starting = true;
+            interruptPending = false;
             running = await vm.spawn(['/bin/sh', '-c', line], { maxBuffer: 0 });
+            starting = false;
+            if (interruptPending) void running.kill('SIGINT').catch(() => {});
             running.on('stdout', (d) => io.stdout.write(d));
             running.on('stderr', (d) => io.stderr.write(d));
             const r = await running.wait();
@@ -84,6 +91,7 @@ export function registerShell(program: Command, io: CliIo): void {
             writeLine(io.stderr, error instanceof Error ? error.message : String(error));
           } finally {
             running = undefined;
+            starting = false;
           }
         }
         if (interactive) rl.prompt();
