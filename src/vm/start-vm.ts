@@ -17,7 +17,7 @@ import { detectAccelerator, type AcceleratorChoice } from '../qemu/accelerator.j
 import { buildQemuArgs } from '../qemu/qemu-args.js';
 import { findQemu, findRuntime, qemuSupportsSandbox } from '../qemu/runtime-files.js';
 import { resolveQemuUser } from '../qemu/qemu-user.js';
-import { spawnQemu, type QemuProcess } from '../qemu/qemu-process.js';
+import { spawnQemu } from '../qemu/qemu-process.js';
 import { listSquashfs } from '../image/squashfs-listing.js';
 import { shadowedEntries } from '../diagnostics/static-findings.js';
 import { consoleTail, explainInitFailure, findKernelPanic, parseInitFailure, readConsole } from './console-log.js';
@@ -87,7 +87,6 @@ export async function startVm(options: StartVmOptions): Promise<StartedVm> {
     for (const c of cleanups.reverse()) await c().catch(() => {});
     cleanups.length = 0;
   };
-  let qemu: QemuProcess | undefined;
   let server: Server | undefined;
   try {
     const privateDir = await tempDir({ prefix: 'gvmi-vm-', unsafeCleanup: true, mode: 0o700 });
@@ -120,7 +119,6 @@ export async function startVm(options: StartVmOptions): Promise<StartedVm> {
     });
     logger.debug({ qemu: qemuPath, args }, 'starting QEMU');
     const proc = spawnQemu(qemuPath, args, options.signal);
-    qemu = proc;
     cleanups.push(async () => {
       proc.kill('SIGKILL');
       await proc.exited;

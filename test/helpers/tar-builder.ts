@@ -9,7 +9,8 @@ export type TarEntry =
   | { name: string; type: 'symlink' | 'link'; linkname: string }
   | { name: string; type: 'character-device'; devmajor: number; devminor: number; mode?: number };
 
-export async function makeTar(entries: readonly TarEntry[]): Promise<Buffer> {
+/** A tar of these entries; string contents are written in `encoding` (latin1: byte for byte). */
+export async function makeTar(entries: readonly TarEntry[], encoding: BufferEncoding = 'utf8'): Promise<Buffer> {
   const pack = tar.pack();
   const chunks: Buffer[] = [];
   pack.on('data', (c) => chunks.push(c as Buffer));
@@ -18,11 +19,11 @@ export async function makeTar(entries: readonly TarEntry[]): Promise<Buffer> {
     pack.on('error', reject);
   });
   for (const e of entries) {
-    const content = e.type === undefined || e.type === 'file' ? (e as { content?: string }).content ?? '' : undefined;
     await new Promise<void>((resolve, reject) => {
       const header = { ...e, mtime: new Date(0) } as tar.Header;
-      if (content !== undefined) pack.entry(header, content, (err) => (err ? reject(err) : resolve()));
-      else pack.entry(header, (err) => (err ? reject(err) : resolve()));
+      const done = (err?: Error | null): void => (err ? reject(err) : resolve());
+      if (e.type === undefined || e.type === 'file') pack.entry(header, Buffer.from((e as { content?: string }).content ?? '', encoding), done);
+      else pack.entry(header, done);
     });
   }
   pack.finalize();
@@ -58,7 +59,7 @@ export async function makeDockerSave(spec: ImageSpec): Promise<Buffer> {
   const configName = `${sha256(config)}.json`;
   entries.push({ name: configName, content: config.toString('latin1') });
   entries.push({ name: 'manifest.json', content: JSON.stringify([{ Config: configName, RepoTags: ['test:latest'], Layers: layerNames }]) });
-  return makeBinaryTar(entries);
+  return makeTar(entries, 'latin1');
 }
 
 /** An OCI image layout as a tar (oci-layout, index.json, blobs/sha256/...). */
@@ -85,26 +86,5 @@ export async function makeOciLayout(spec: ImageSpec): Promise<Buffer> {
     { name: 'index.json', content: JSON.stringify(index) },
     ...blobs.map((b) => ({ name: `blobs/sha256/${sha256(b)}`, content: b.toString('latin1') })),
   ];
-  return makeBinaryTar(entries);
-}
-
-/** makeTar, but file contents given as latin1 strings are written byte for byte. */
-async function makeBinaryTar(entries: readonly TarEntry[]): Promise<Buffer> {
-  const pack = tar.pack();
-  const chunks: Buffer[] = [];
-  pack.on('data', (c) => chunks.push(c as Buffer));
-  const ended = new Promise<void>((resolve) => pack.on('end', () => resolve()));
-  for (const e of entries) {
-    await new Promise<void>((resolve, reject) => {
-      const header = { ...e, mtime: new Date(0) } as tar.Header;
-      if (e.type === undefined || e.type === 'file') {
-        pack.entry(header, Buffer.from((e as { content?: string }).content ?? '', 'latin1'), (err) => (err ? reject(err) : resolve()));
-      } else {
-        pack.entry(header, (err) => (err ? reject(err) : resolve()));
-      }
-    });
-  }
-  pack.finalize();
-  await ended;
-  return Buffer.concat(chunks);
+  return makeTar(entries, 'latin1');
 }

@@ -44,7 +44,7 @@ export function addVmOptions(command: Command): Command {
     .option('--log-level <level>', 'pino log level on stderr (trace, debug, info, warn, error, silent)', 'silent');
 }
 
-export async function startVmFromFlags(image: string, flags: VmFlags, io: CliIo): Promise<StartedVm> {
+export async function startVmFromFlags(image: string, flags: VmFlags): Promise<StartedVm> {
   const volumes = Object.fromEntries(flags.volume.map((v) => {
     const [guest, host] = parseKeyValue(v, '--volume');
     return [guest, resolve(host)];
@@ -113,7 +113,7 @@ export function registerRun(program: Command, io: CliIo): void {
     .action(async (image: string, command: string[], flags: RunFlags) => {
       const timeoutMs = flags.timeout ? parsePositiveInt(flags.timeout, '--timeout') * 1000 : undefined;
       const script = command[0] ? await hostScript(command[0]) : undefined;
-      await using vm = await startVmFromFlags(image, flags, io);
+      await using vm = await startVmFromFlags(image, flags);
       const firstVolume = vm.volumes.find((v) => vm.info.metadata.volumes.includes(v.guestPath))?.guestPath ?? vm.volumes[0]?.guestPath;
 
       for (const spec of flags.input) {

@@ -24,7 +24,7 @@ export function registerServe(program: Command, io: CliIo): void {
       if (!LOOPBACK.has(flags.host)) {
         writeLine(io.stderr, `gvmi-test: WARNING: serving on ${flags.host}, not loopback: anyone who can reach this address and has the token can run commands in the VM`);
       }
-      const vm = await startVmFromFlags(image, flags, io);
+      const vm = await startVmFromFlags(image, flags);
       let server;
       try {
         const { serveVm } = await import('../../server/ws-server.js');

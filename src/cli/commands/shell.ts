@@ -49,7 +49,7 @@ export function registerShell(program: Command, io: CliIo): void {
     .argument('<image>', 'the .gvmi file')
     .option('--tty', 'a real terminal in the guest (a pty): vi, top, job control work'))
     .action(async (image: string, flags: ShellFlags) => {
-      await using vm = await startVmFromFlags(image, flags, io);
+      await using vm = await startVmFromFlags(image, flags);
       if (flags.tty) {
         await terminalSession(vm, io);
         return;

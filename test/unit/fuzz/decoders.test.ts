@@ -2,15 +2,14 @@
  * Fuzzing the readers of untrusted bytes: the .gvmi reader and the guest-message decoder. Only
  * typed errors (GvmiTestError), no hang, no crash, memory bounded.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtemp, mkdir, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { MessageReader } from '../../../src/agent/codec.js';
 import { RespType } from '../../../src/agent/protocol.js';
 import { GvmiTestError } from '../../../src/errors.js';
 import { encodeTrailer, readGvmi } from '../../../src/image/gvmi-file.js';
+import { smallSquashfs } from '../../helpers/small-squashfs.js';
 import { FUZZ_CASES, FUZZ_SEED, mutate, rng } from '../../helpers/fuzz.js';
 
 let dir: string;
@@ -18,11 +17,8 @@ let image: Buffer;
 let trailerStart: number;
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'gvmi-fuzz-'));
-  await mkdir(join(dir, 'tree/etc'), { recursive: true });
-  await writeFile(join(dir, 'tree/etc/x'), 'x');
-  execFileSync('mksquashfs', [join(dir, 'tree'), join(dir, 'fs'), '-noappend', '-quiet', '-no-progress']);
-  const fs = await readFile(join(dir, 'fs'));
+  const { dir: made, bytes: fs } = await smallSquashfs();
+  dir = made;
   trailerStart = fs.length;
   image = Buffer.concat([fs, encodeTrailer({ Env: ['A=1'], Volumes: { '/out': {} }, WorkingDir: '/' })]);
 });

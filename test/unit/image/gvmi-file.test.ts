@@ -1,11 +1,11 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, readFile, writeFile, mkdir } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { encodeTrailer, readGvmi } from '../../../src/image/gvmi-file.js';
 import { isGvmiTestError } from '../../../src/errors.js';
+import { smallSquashfs } from '../../helpers/small-squashfs.js';
 
 const hasPython = (() => {
   try {
@@ -20,11 +20,7 @@ let dir: string;
 let squashfs: Buffer;
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'gvmi-file-'));
-  await mkdir(join(dir, 'tree/etc'), { recursive: true });
-  await writeFile(join(dir, 'tree/etc/hello'), 'hi\n');
-  execFileSync('mksquashfs', [join(dir, 'tree'), join(dir, 'fs.sqfs'), '-noappend', '-comp', 'lzo', '-quiet', '-no-progress']);
-  squashfs = await readFile(join(dir, 'fs.sqfs'));
+  ({ dir, bytes: squashfs } = await smallSquashfs());
 });
 
 const config = { Env: ['A=1'], Volumes: { '/golem/output': {} }, WorkingDir: '/w', Image: 'abc' };
