@@ -28,6 +28,7 @@ export type ErrorCode =
   | 'vm.boot-timeout'
   | 'vm.crashed'
   | 'vm.stopped'
+  | 'snapshot.failed'
   | 'agent.protocol'
   | 'agent.request-failed'
   | 'agent.timeout'

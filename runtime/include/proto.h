@@ -48,6 +48,8 @@ enum msg_type {
     MSG_UPPER_USAGE = 67, /* SUB_USAGE_LIMIT: largest files written into the overlay upper
                            * -> OK_BYTES: repeated (u64 size | u64 path_len | path) */
     MSG_RESIZE = 68,      /* SUB_RESIZE_*: the window size of a process's terminal -> OK */
+    MSG_RESUMED = 69,     /* SUB_RESUMED_*: the VM was restored from a snapshot: set the clock,
+                           * mix the host's entropy into the pool and reseed -> OK */
 };
 
 /* RUN_PROCESS sub-messages */
@@ -91,6 +93,10 @@ enum sub_put_input {
 };
 enum sub_signal { SUB_SIGNAL_ID = 1 /* u64 */, SUB_SIGNAL_SIGNO = 2 /* u32 */ };
 enum sub_usage { SUB_USAGE_LIMIT = 1 /* u32: how many files, at most 1000 */ };
+enum sub_resumed {
+    SUB_RESUMED_TIME_NS = 1, /* u64: host CLOCK_REALTIME in ns since the epoch */
+    SUB_RESUMED_ENTROPY = 2, /* BYTES: 16..PROTO_MAX_ENTROPY random bytes from the host */
+};
 enum sub_resize { SUB_RESIZE_ID = 1 /* u64 */, SUB_RESIZE_ROWS = 2 /* u32 */, SUB_RESIZE_COLS = 3 /* u32 */ };
 
 /* ---- guest -> host message types ---- */
@@ -124,6 +130,7 @@ struct proto_stats {
 #define PROTO_MAX_BYTES (16u * 1024u * 1024u) /* one BYTES field */
 #define PROTO_MAX_ARRAY 65536u                /* entries in one ARRAY */
 #define PROTO_MAX_OUTPUT_CHUNK 65536u         /* one NOTIFY_OUTPUT_DATA payload */
+#define PROTO_MAX_ENTROPY 512u              /* SUB_RESUMED_ENTROPY bytes */
 #define PROTO_RESYNC_IDLE_MS 50
 #define PROTO_INCOMPLETE_TIMEOUT_MS 2000
 #define PROTO_9P_MSIZE 104857600

@@ -17,6 +17,7 @@
 
 #include "mounts.h"
 #include "processes.h"
+#include "resume.h"
 #include "upper_usage.h"
 #include "wire.h"
 
@@ -159,6 +160,10 @@ static void handle(struct agent *a, const struct request *req) {
         break;
     case MSG_RESIZE:
         reply_status(a, req->id, req->has_process_id ? processes_resize(req->process_id, req->rows, req->cols) : -EINVAL);
+        break;
+    case MSG_RESUMED:
+        reply_status(a, req->id, req->has_time && req->entropy.len
+            ? resume_refresh(req->time_ns, req->entropy.data, (size_t)req->entropy.len) : -EINVAL);
         break;
     default: /* UPLOAD_FILE, upstream PUT_INPUT: not implemented upstream either */
         wire_err(&a->out, req->id, EPROTONOSUPPORT);

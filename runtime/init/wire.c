@@ -162,13 +162,21 @@ static int read_sub(struct cursor *c, struct request *req, uint8_t sub) {
         if (sub == SUB_RESIZE_ROWS) return read_u32(c, &req->rows);
         if (sub == SUB_RESIZE_COLS) return read_u32(c, &req->cols);
         break;
+    case MSG_RESUMED:
+        if (sub == SUB_RESUMED_TIME_NS) { req->has_time = 1; return read_u64(c, &req->time_ns); }
+        if (sub == SUB_RESUMED_ENTROPY) {
+            int r = read_bytes(c, &req->entropy);
+            if (r <= 0) return r;
+            return (req->entropy.len < 16 || req->entropy.len > PROTO_MAX_ENTROPY) ? -EINVAL : 1;
+        }
+        break;
     }
     return -EPROTO;
 }
 
 static int known_type(uint8_t type) {
     return (type >= MSG_QUIT && type <= MSG_NET_HOST) ||
-           (type >= MSG_PUT_INPUT && type <= MSG_RESIZE);
+           (type >= MSG_PUT_INPUT && type <= MSG_RESUMED);
 }
 
 enum parse_result wire_parse_request(const uint8_t *buf, size_t len, struct request *req,

@@ -53,6 +53,10 @@ struct request {
     /* RUN_PROCESS with SUB_RUN_PTY, and RESIZE */
     int pty;
     uint32_t rows, cols;
+    /* RESUMED */
+    uint64_t time_ns;
+    int has_time;
+    struct span entropy;
 };
 
 enum parse_result {

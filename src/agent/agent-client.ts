@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { GvmiTestError } from '../errors.js';
 import { MessageReader, RequestWriter, type GuestMessage } from './codec.js';
 import { describeErrno, errnoName } from './errno.js';
-import { MsgType, RedirectKind, STATS_FIELDS, SubInput, SubKill, SubMount, SubResize, SubRun, SubSignal, SubUsage } from './protocol.js';
+import { MsgType, RedirectKind, STATS_FIELDS, SubInput, SubKill, SubMount, SubResize, SubResumed, SubRun, SubSignal, SubUsage } from './protocol.js';
 
 export interface RunProcessSpec {
   argv: readonly string[];
@@ -218,6 +218,14 @@ export class AgentClient extends EventEmitter<AgentEvents> {
 
   async resize(processId: bigint, rows: number, cols: number): Promise<void> {
     await this.request(MsgType.RESIZE, (w) => w.sub(SubResize.ID).u64(processId).sub(SubResize.ROWS).u32(rows).sub(SubResize.COLS).u32(cols), `resizing the terminal of process ${processId}`);
+  }
+
+  /**
+   * Tells the agent of a VM restored from a snapshot to take the host's time and fresh entropy
+   * (proto.h MSG_RESUMED). Its answer is also the sign that the restored guest is running.
+   */
+  async resumed(realtimeNs: bigint, entropy: Buffer, timeoutMs?: number): Promise<void> {
+    await this.request(MsgType.RESUMED, (w) => w.sub(SubResumed.TIME_NS).u64(realtimeNs).sub(SubResumed.ENTROPY).bytes(entropy), 'refreshing the restored guest', timeoutMs);
   }
 
   async mountVolume(tag: string, path: string): Promise<void> {

@@ -19,6 +19,7 @@ export const MsgType = {
   STATS: 66,
   UPPER_USAGE: 67,
   RESIZE: 68,
+  RESUMED: 69,
 } as const;
 export type MsgType = (typeof MsgType)[keyof typeof MsgType];
 
@@ -30,6 +31,7 @@ export const SubInput = { ID: 1, DATA: 2, EOF: 3 } as const;
 export const SubSignal = { ID: 1, SIGNO: 2 } as const;
 export const SubUsage = { LIMIT: 1 } as const;
 export const SubResize = { ID: 1, ROWS: 2, COLS: 3 } as const;
+export const SubResumed = { TIME_NS: 1, ENTROPY: 2 } as const;
 
 export const RedirectKind = { FILE: 0, PIPE_BLOCKING: 1, PIPE_CYCLIC: 2, PIPE_PUSH: 64 } as const;
 

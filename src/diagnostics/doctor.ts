@@ -1,6 +1,7 @@
 /**
  * `gvmi-test doctor`: can this machine run images, and if not, the exact command that fixes it.
  */
+import { cacheDir } from '../cache-dir.js';
 import { execa } from 'execa';
 import { GvmiTestError } from '../errors.js';
 import { chooseAccelerator, parseAcceleratorChoice, readHostFacts } from '../qemu/accelerator.js';
@@ -22,10 +23,6 @@ export interface DoctorReport {
 }
 
 const INSTALL = 'make deps   (or: sudo apt-get install -y qemu-system-x86 squashfs-tools)';
-
-function cacheDir(): string {
-  return process.env['GVMI_TEST_CACHE'] ?? `${process.env['XDG_CACHE_HOME'] ?? `${process.env['HOME'] ?? '~'}/.cache`}/gvmi-test`;
-}
 
 async function firstLine(cmd: string, args: string[]): Promise<string | undefined> {
   const r = await execa(cmd, args, { reject: false, timeout: 5000 });

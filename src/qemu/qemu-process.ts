@@ -34,9 +34,10 @@ function installExitHook(): void {
 
 const MAX_STDERR = 64 * 1024;
 
-export function spawnQemu(binary: string, args: readonly string[], signal?: AbortSignal): QemuProcess {
+/** @param inheritFds passed to QEMU as fds 3, 4, … (e.g. a saved state for `-incoming fd:3`). */
+export function spawnQemu(binary: string, args: readonly string[], signal?: AbortSignal, inheritFds: readonly number[] = []): QemuProcess {
   installExitHook();
-  const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'], ...(signal ? { signal, killSignal: 'SIGKILL' as const } : {}) });
+  const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe', ...inheritFds], ...(signal ? { signal, killSignal: 'SIGKILL' as const } : {}) });
   live.add(child);
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => {

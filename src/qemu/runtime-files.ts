@@ -1,9 +1,11 @@
 /** Where the guest kernel and initramfs built by `make runtime` are, and QEMU itself. */
-import { access, readFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { access, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execFile } from 'node:child_process';
+import { cacheDir } from '../cache-dir.js';
 import { GvmiTestError } from '../errors.js';
 
 export interface RuntimeFiles {
@@ -74,10 +76,21 @@ export async function findQemu(): Promise<string> {
 
 let sandboxSupport: Promise<boolean> | undefined;
 
-/** Whether this QEMU was built with seccomp (`-sandbox`): not every build is. */
+/**
+ * Whether this QEMU was built with seccomp (`-sandbox`): not every build is. Asking spawns QEMU,
+ * which a cold start should not pay for every time, so the answer is remembered per QEMU binary.
+ */
 export function qemuSupportsSandbox(qemu: string): Promise<boolean> {
-  sandboxSupport ??= new Promise((resolve) => {
-    execFile(qemu, ['-help'], { timeout: 5000 }, (_error, stdout) => resolve(/^-sandbox /m.test(String(stdout))));
-  });
+  sandboxSupport ??= (async () => {
+    const st = await stat(qemu);
+    const memo = join(cacheDir(), 'qemu-probes', createHash('sha256').update(JSON.stringify([qemu, st.size, st.mtimeMs, st.ino])).digest('hex').slice(0, 32));
+    const remembered = await readFile(memo, 'utf8').catch(() => undefined);
+    if (remembered === 'sandbox' || remembered === 'no-sandbox') return remembered === 'sandbox';
+    const supported = await new Promise<boolean>((resolve) => {
+      execFile(qemu, ['-help'], { timeout: 5000 }, (_error, stdout) => resolve(/^-sandbox /m.test(String(stdout))));
+    });
+    await mkdir(dirname(memo), { recursive: true }).then(() => writeFile(memo, supported ? 'sandbox' : 'no-sandbox')).catch(() => {});
+    return supported;
+  })();
   return sandboxSupport;
 }

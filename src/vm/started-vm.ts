@@ -64,7 +64,19 @@ export interface VmInfo {
   consoleLog: string;
   /** Files baked into the image under the mounted volumes: hidden in this VM, as on a provider. */
   shadowed: string[];
+  /** Whether this VM was restored from a snapshot, or booted (and saved one for the next start). */
+  snapshot: SnapshotUse;
 }
+
+/**
+ * restored: started from a saved state. saved: booted, and saved its state for later starts
+ * (`replaced` when a broken snapshot was dropped first). failed: booted, the save failed. off: not used.
+ */
+export type SnapshotUse =
+  | { use: 'restored'; key: string }
+  | { use: 'saved'; key: string; bytes?: number; saveMs?: number; replaced?: string }
+  | { use: 'failed'; key: string; reason: string }
+  | { use: 'off' };
 
 export interface VmInternals {
   client: AgentClient;

@@ -156,7 +156,29 @@ static void test_pty_and_resize(void) {
     CHECK(req.type == MSG_RESIZE && req.process_id == 3 && req.rows == 50 && req.cols == 200);
 }
 
+static void test_resumed(void) {
+    static const char entropy[32] = "0123456789abcdef0123456789abcdef";
+    struct builder b = {{0}, 0};
+    b_u64(&b, 13); b_u8(&b, MSG_RESUMED);
+    b_u8(&b, SUB_RESUMED_TIME_NS); b_u64(&b, 1795333100123456789ull);
+    b_u8(&b, SUB_RESUMED_ENTROPY); b_u64(&b, sizeof entropy); memcpy(b.buf + b.len, entropy, sizeof entropy); b.len += sizeof entropy;
+    b_u8(&b, 0);
+    struct request req;
+    size_t used;
+    int err;
+    CHECK(wire_parse_request(b.buf, b.len, &req, &used, &err) == PARSE_COMPLETE && used == b.len);
+    CHECK(req.type == MSG_RESUMED && req.has_time && req.time_ns == 1795333100123456789ull);
+    CHECK(req.entropy.len == sizeof entropy && memcmp(req.entropy.data, entropy, sizeof entropy) == 0);
+    /* Too little entropy is refused, so a host bug cannot leave restored VMs sharing a seed. */
+    struct builder s = {{0}, 0};
+    b_u64(&s, 14); b_u8(&s, MSG_RESUMED);
+    b_u8(&s, SUB_RESUMED_ENTROPY); b_u64(&s, 4); memcpy(s.buf + s.len, "abcd", 4); s.len += 4;
+    b_u8(&s, 0);
+    CHECK(wire_parse_request(s.buf, s.len, &req, &used, &err) == PARSE_INVALID && err == EINVAL && req.id == 14);
+}
+
 int main(void) {
+    test_resumed();
     test_pty_and_resize();
     test_run_process_parses();
     test_every_prefix_needs_more();

@@ -20,6 +20,7 @@ export interface VmFlags {
   accel?: string;
   logLevel: string;
   keep?: boolean;
+  snapshot: boolean;
 }
 
 interface RunFlags extends VmFlags {
@@ -41,6 +42,7 @@ export function addVmOptions(command: Command): Command {
     .option('--cpus <n>', 'guest CPUs (default 1)')
     .option('--accel <auto|kvm|tcg>', 'accelerator (default auto; env GVMI_TEST_ACCEL)')
     .option('--keep', 'keep the temporary volume directories and print where they are')
+    .option('--no-snapshot', 'boot from scratch: neither restore a saved snapshot of the booted image nor save one (env GVMI_TEST_SNAPSHOT=0)')
     .option('--log-level <level>', 'pino log level on stderr (trace, debug, info, warn, error, silent)', 'silent');
 }
 
@@ -66,6 +68,8 @@ export async function startVmFromFlags(image: string, flags: VmFlags): Promise<S
     accel: parseAcceleratorChoice(flags.accel),
     ...(logger ? { logger } : {}),
     keepVolumes: flags.keep ?? false,
+    // commander sets snapshot=true unless --no-snapshot; only the flag overrides the environment.
+    ...(flags.snapshot === false ? { snapshot: false } : {}),
   });
 }
 
@@ -179,6 +183,7 @@ export function registerRun(program: Command, io: CliIo): void {
           stderr: result.stderr,
           durationMs: result.durationMs,
           bootMs: vm.info.bootMs,
+          snapshot: vm.info.snapshot.use,
           accelerator: vm.info.accelerator,
           volumes: vm.volumes.map((v) => ({ guest: v.guestPath, host: v.hostPath, kept: flags.keep ?? false })),
           findings,

@@ -55,7 +55,7 @@ export function registerShell(program: Command, io: CliIo): void {
         return;
       }
       const interactive = Boolean(io.stdin.isTTY);
-      writeLine(io.stderr, `gvmi-test shell: ${vm.info.accelerator.reason}, booted in ${vm.info.bootMs} ms`);
+      writeLine(io.stderr, `gvmi-test shell: ${vm.info.accelerator.reason}, ${vm.info.snapshot.use === 'restored' ? 'restored from a snapshot' : 'booted'} in ${vm.info.bootMs} ms`);
       for (const v of vm.volumes) writeLine(io.stderr, `  volume ${v.guestPath} -> ${v.hostPath}`);
       const shadowing = vm.shadowingFinding();
       if (shadowing) writeLine(io.stderr, `  note: ${shadowing.paths!.length} file(s) baked under volumes are hidden (${shadowing.paths!.slice(0, 3).join(', ')})`);

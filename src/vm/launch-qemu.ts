@@ -1,0 +1,170 @@
+/**
+ * One QEMU process from spawn until its guest agent answers: either a boot (wait for the agent's
+ * READY) or a restore from a saved state (send RESUMED; its answer means the guest runs). Failure
+ * on the way kills that QEMU and throws an error explained from the console and QEMU's stderr.
+ */
+import { once } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import { closeSync, openSync } from 'node:fs';
+import { chmod } from 'node:fs/promises';
+import { createServer, type Server, type Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { AgentClient } from '../agent/agent-client.js';
+import { GvmiTestError } from '../errors.js';
+import { incomingArgs, monitorArgs } from '../qemu/migration.js';
+import { QmpClient } from '../qemu/qmp-client.js';
+import { spawnQemu, type QemuExit, type QemuProcess } from '../qemu/qemu-process.js';
+import { consoleTail, explainInitFailure, findKernelPanic, parseInitFailure, readConsole } from './console-log.js';
+
+export type LaunchMode =
+  | { kind: 'boot'; /** Also open QMP (needed to save a snapshot after the boot). */ monitor: boolean }
+  | { kind: 'restore'; statePath: string };
+
+export interface LaunchRequest {
+  qemuPath: string;
+  /** The QEMU arguments; the agent channel must connect to `agentSocket`, the console go to `consoleLog`. */
+  args: readonly string[];
+  agentSocket: string;
+  /** Where QMP connects when mode.monitor is set. */
+  monitorSocket: string;
+  consoleLog: string;
+  mode: LaunchMode;
+  timeoutMs: number;
+  logger: Logger;
+  signal?: AbortSignal;
+  /** Whether the VM was stopped on purpose (a closed channel is then not a crash). */
+  stoppedOnPurpose: () => boolean;
+}
+
+export interface LaunchedQemu {
+  proc: QemuProcess;
+  client: AgentClient;
+  /** Set when the request asked for a monitor. */
+  qmp?: QmpClient;
+  /** Guest uptime when its agent became ready (boot only). */
+  guestUptimeMs?: number;
+  /** Kills QEMU and closes the channels. */
+  dispose: () => Promise<void>;
+}
+
+export async function crashError(consoleLog: string, exit: string | number): Promise<GvmiTestError> {
+  const panic = findKernelPanic(await readConsole(consoleLog));
+  return new GvmiTestError('vm.crashed', `the guest crashed: ${panic ?? `QEMU exited (${exit})`}`, {
+    hint: panic ? 'the guest kernel panicked; the console tail below shows what led to it' : 'QEMU ended unexpectedly (killed from outside, or out of host memory?)',
+    details: { consoleTail: await consoleTail(consoleLog, 25) },
+  });
+}
+
+async function bootError(code: 'vm.boot-failed' | 'vm.boot-timeout', message: string, consoleLog: string, qemuStderr: string): Promise<GvmiTestError> {
+  const consoleText = await readConsole(consoleLog);
+  const initFailure = parseInitFailure(consoleText);
+  const panic = findKernelPanic(consoleText);
+  const hint = initFailure ? explainInitFailure(initFailure) : panic ? `the guest kernel panicked: ${panic}` : qemuStderr.trim() ? `QEMU said: ${qemuStderr.trim().split('\n').slice(-3).join(' | ')}` : undefined;
+  return new GvmiTestError(code, message, {
+    ...(hint ? { hint } : {}),
+    details: { consoleTail: await consoleTail(consoleLog, 25), ...(initFailure ? { initFailure } : {}), ...(qemuStderr ? { qemuStderr } : {}) },
+  });
+}
+
+async function listen(path: string): Promise<Server> {
+  const server = createServer();
+  server.listen(path);
+  await once(server, 'listening');
+  await chmod(path, 0o600);
+  return server;
+}
+
+/** Realtime clock in ns for the guest (Date.now() is ms; the guest needs no better). */
+function hostRealtimeNs(): bigint {
+  return BigInt(Date.now()) * 1_000_000n;
+}
+
+export async function launchQemu(request: LaunchRequest): Promise<LaunchedQemu> {
+  const { mode, logger, consoleLog } = request;
+  const disposers: (() => Promise<void> | void)[] = [];
+  const dispose = async (): Promise<void> => {
+    for (const d of disposers.splice(0).reverse()) await Promise.resolve(d()).catch(() => {});
+  };
+  let watchdog: NodeJS.Timeout | undefined;
+  try {
+    const agentServer = await listen(request.agentSocket);
+    disposers.push(() => { agentServer.close(); });
+    const agentConnection = once(agentServer, 'connection') as Promise<[Socket]>;
+    let monitorConnection: Promise<[Socket]> | undefined;
+    const extraArgs: string[] = [];
+    if (mode.kind === 'boot' && mode.monitor) {
+      const monitorServer = await listen(request.monitorSocket);
+      disposers.push(() => { monitorServer.close(); });
+      monitorConnection = once(monitorServer, 'connection') as Promise<[Socket]>;
+      extraArgs.push(...monitorArgs(request.monitorSocket));
+    }
+    let stateFd: number | undefined;
+    if (mode.kind === 'restore') {
+      stateFd = openSync(mode.statePath, 'r');
+      extraArgs.push(...incomingArgs());
+    }
+    const args = [...request.args, ...extraArgs];
+    logger.debug({ qemu: request.qemuPath, args }, mode.kind === 'restore' ? 'restoring QEMU from a snapshot' : 'starting QEMU');
+    let proc: QemuProcess;
+    try {
+      proc = spawnQemu(request.qemuPath, args, request.signal, stateFd === undefined ? [] : [stateFd]);
+    } finally {
+      // QEMU has its own copy of the descriptor once spawned.
+      if (stateFd !== undefined) closeSync(stateFd);
+    }
+    disposers.push(async () => {
+      proc.kill('SIGKILL');
+      await proc.exited;
+    });
+
+    const timeout = new Promise<'timeout'>((r) => { watchdog = setTimeout(() => r('timeout'), request.timeoutMs); });
+    const exited = proc.exited.then((r): { exited: QemuExit } => ({ exited: r }));
+    const aborted = new Promise<'aborted'>((r) => request.signal?.addEventListener('abort', () => r('aborted'), { once: true }));
+    const what = mode.kind === 'restore' ? 'the restored guest' : 'the guest agent';
+    /** Waits for `step`, or turns QEMU's exit, the deadline or an abort into an explained error. */
+    const awaitStep = async <T>(step: Promise<T>, exitMessage: string): Promise<T> => {
+      // Settled either way, so a step that fails after losing the race is not an unhandled rejection.
+      const settled = step.then((value) => ({ value }), (error: unknown) => ({ error }));
+      const outcome = await Promise.race([settled, exited, timeout, aborted]);
+      if (outcome === 'timeout') throw await bootError('vm.boot-timeout', `${what} did not answer within ${request.timeoutMs} ms`, consoleLog, proc.stderr());
+      if (outcome === 'aborted') throw new GvmiTestError('vm.boot-failed', 'start aborted');
+      if ('exited' in outcome) throw await bootError('vm.boot-failed', `${exitMessage} (QEMU exit ${outcome.exited.exitCode ?? outcome.exited.signal})`, consoleLog, proc.stderr());
+      if ('error' in outcome) throw outcome.error;
+      return outcome.value;
+    };
+
+    const [socket] = await awaitStep(agentConnection, 'QEMU exited before the guest booted');
+    agentServer.close();
+    disposers.push(() => { socket.destroy(); });
+    let qmp: QmpClient | undefined;
+    if (monitorConnection) {
+      const [monitorSocket] = await awaitStep(monitorConnection, 'QEMU exited before its monitor connected');
+      qmp = new QmpClient(monitorSocket);
+      disposers.push(() => qmp?.close());
+      await awaitStep(qmp.negotiate(), 'QEMU exited during monitor set-up');
+    }
+    // The channel closes first when the guest dies; QEMU's exit and the console tell why.
+    const explainDisconnect = async (): Promise<GvmiTestError> => {
+      if (request.stoppedOnPurpose()) return new GvmiTestError('vm.stopped', 'the VM has been stopped');
+      const exit = await Promise.race([proc.exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 2000).unref())]);
+      return crashError(consoleLog, exit ? (exit.exitCode ?? exit.signal ?? 'unknown') : 'still running');
+    };
+    const client = new AgentClient(socket, logger, explainDisconnect);
+
+    let guestUptimeMs: number | undefined;
+    if (mode.kind === 'boot') {
+      [guestUptimeMs] = await awaitStep(once(client, 'ready') as Promise<[number]>, 'the guest stopped before its agent answered');
+      logger.debug({ guestUptimeMs }, 'agent ready');
+    } else {
+      // Each restored VM must differ from its siblings: fresh clock and fresh entropy.
+      await awaitStep(client.resumed(hostRealtimeNs(), randomBytes(64), request.timeoutMs), 'the restored guest stopped');
+      logger.debug('restored guest answered');
+    }
+    return { proc, client, ...(qmp ? { qmp } : {}), ...(guestUptimeMs !== undefined ? { guestUptimeMs } : {}), dispose };
+  } catch (error) {
+    await dispose();
+    throw error;
+  } finally {
+    clearTimeout(watchdog);
+  }
+}

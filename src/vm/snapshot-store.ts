@@ -1,0 +1,105 @@
+/**
+ * Saved VM states ("snapshots"), one file per key under $GVMI_TEST_CACHE/snapshots. A key covers
+ * everything the saved state depends on: the image's bytes, the kernel and init, the QEMU binary,
+ * and the whole QEMU command line with per-VM paths taken out (memory, CPUs, accelerator, kernel
+ * command line, number of volume devices…). Files are written under a temporary name and renamed,
+ * so readers never see half a state; the least recently used ones are removed past a size budget.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { cacheDir } from '../cache-dir.js';
+
+/** Bumped when what a snapshot holds, or how it is restored, changes. */
+const SNAPSHOT_FORMAT = 1;
+const DEFAULT_BUDGET_MIB = 2048;
+/** Digest memos (image-digest.ts) older than this are dropped when snapshots are pruned. */
+const DIGEST_MEMO_MAX_AGE_MS = 30 * 24 * 3600 * 1000;
+const STALE_TEMPORARY_MS = 3600 * 1000;
+
+export interface SnapshotKeyInputs {
+  imageDigest: string;
+  kernelHash: string;
+  initHash: string;
+  /** Path, size and mtime of the QEMU binary: a QEMU upgrade may change the state format. */
+  qemuIdentity: string;
+  /** The QEMU arguments with per-VM paths replaced by placeholders. */
+  args: readonly string[];
+}
+
+export function snapshotKey(inputs: SnapshotKeyInputs): string {
+  return createHash('sha256').update(JSON.stringify({ format: SNAPSHOT_FORMAT, ...inputs })).digest('hex').slice(0, 32);
+}
+
+export function snapshotDir(): string {
+  return process.env['GVMI_TEST_SNAPSHOT_DIR'] ?? join(cacheDir(), 'snapshots');
+}
+
+export function snapshotStatePath(key: string): string {
+  return join(snapshotDir(), `${key}.state`);
+}
+
+/** The state file for `key`, if one was saved; marks it used (for pruning). */
+export async function findSnapshot(key: string): Promise<string | undefined> {
+  const path = snapshotStatePath(key);
+  try {
+    const st = await stat(path);
+    if (!st.isFile() || st.size === 0) return undefined;
+    const now = new Date();
+    await utimes(path, now, now).catch(() => {});
+    return path;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function discardSnapshot(key: string): Promise<void> {
+  await rm(snapshotStatePath(key), { force: true });
+  await rm(join(snapshotDir(), `${key}.json`), { force: true });
+}
+
+/** A temporary path in the snapshot directory, to be renamed over snapshotStatePath(key). */
+export async function snapshotTemporaryPath(key: string): Promise<string> {
+  await mkdir(snapshotDir(), { recursive: true, mode: 0o700 });
+  return join(snapshotDir(), `.${key}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
+}
+
+/** A human-readable note beside a state file: what it was saved from. */
+export async function describeSnapshot(key: string, description: Record<string, unknown>): Promise<void> {
+  await writeFile(join(snapshotDir(), `${key}.json`), `${JSON.stringify(description, null, 2)}\n`);
+}
+
+export function snapshotBudgetBytes(): number {
+  const mib = Number(process.env['GVMI_TEST_SNAPSHOT_CACHE_MIB'] ?? DEFAULT_BUDGET_MIB);
+  return (Number.isFinite(mib) && mib >= 0 ? mib : DEFAULT_BUDGET_MIB) * 1024 * 1024;
+}
+
+/** Removes least recently used states until the rest fit in the budget; old digest memos too. */
+export async function pruneSnapshots(budgetBytes = snapshotBudgetBytes()): Promise<string[]> {
+  const dir = snapshotDir();
+  const names = await readdir(dir).catch(() => [] as string[]);
+  const states = (await Promise.all(names.filter((n) => n.endsWith('.state')).map(async (name) => {
+    const st = await stat(join(dir, name)).catch(() => undefined);
+    return st ? { key: name.slice(0, -'.state'.length), size: st.size, used: st.mtimeMs } : undefined;
+  }))).filter((s) => s !== undefined).sort((a, b) => b.used - a.used);
+  const removed: string[] = [];
+  let total = 0;
+  for (const s of states) {
+    total += s.size;
+    if (total > budgetBytes) {
+      await discardSnapshot(s.key);
+      removed.push(s.key);
+    }
+  }
+  // Left behind by a save that was killed half-way.
+  for (const name of names.filter((n) => n.endsWith('.tmp'))) {
+    const st = await stat(join(dir, name)).catch(() => undefined);
+    if (st && Date.now() - st.mtimeMs > STALE_TEMPORARY_MS) await rm(join(dir, name), { force: true });
+  }
+  const digests = join(cacheDir(), 'digests');
+  for (const name of await readdir(digests).catch(() => [] as string[])) {
+    const st = await stat(join(digests, name)).catch(() => undefined);
+    if (st && Date.now() - st.mtimeMs > DIGEST_MEMO_MAX_AGE_MS) await rm(join(digests, name), { force: true });
+  }
+  return removed;
+}
