@@ -18,6 +18,9 @@ import { startVm } from '../src/vm/start-vm.js';
 import { makeBusyboxRootfs, TINY_IMAGE_SETTINGS } from '../test/helpers/busybox-rootfs.js';
 
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 5);
+/** BENCH_ONLY=start,exec,build,concurrency runs some sections (RESULTS.md is then not written). */
+const only = process.env['BENCH_ONLY']?.split(',');
+const wanted = (section: string): boolean => !only || only.includes(section);
 const cli = resolve('dist/cli/main.js');
 
 interface Stat { median: number; min: number; max: number; p99?: number; runs: number }
@@ -75,77 +78,109 @@ try {
     server.close();
     return t;
   };
-  // Floor, cold run and first command interleaved, so drift in machine speed hits all three alike.
-  const floorSamples: number[] = [];
-  const coldSamples: number[] = [];
-  const firstSamples: number[] = [];
-  for (let i = 0; i < RUNS; i++) {
-    floorSamples.push(await floorRun());
-    coldSamples.push(await timed(() => execa('node', [cli, 'run', '--quiet', image, '--', 'true'])));
+  // Snapshots are saved in a directory of the bench's own, so the first save is measured too.
+  process.env['GVMI_TEST_SNAPSHOT_DIR'] = join(work, 'snapshots');
+  const cliEnv = { ...process.env };
+  const startAndRun = async (snapshot: boolean): Promise<number> => {
     const t = performance.now();
-    const v = await startVm({ image });
+    const v = await startVm({ image, snapshot });
     await v.exec(['true']);
-    firstSamples.push(performance.now() - t);
+    const ms = performance.now() - t;
     await v.stop();
+    return ms;
+  };
+
+  if (wanted('start')) {
+    // The first start with snapshots on boots and saves: what it costs once per image/config.
+    const firstSave = await (async () => {
+      const t = performance.now();
+      const v = await startVm({ image });
+      await v.exec(['true']);
+      const ms = performance.now() - t;
+      const info = v.info.snapshot;
+      await v.stop();
+      if (info.use !== 'saved') throw new Error(`expected a saved snapshot, got ${JSON.stringify(info)}`);
+      return { ms, bytes: info.bytes ?? 0, saveMs: info.saveMs ?? 0 };
+    })();
+    // Floor, cold and restored runs interleaved, so drift in machine speed hits them all alike.
+    const floorSamples: number[] = [];
+    const coldCli: number[] = [];
+    const coldFirst: number[] = [];
+    const restoredCli: number[] = [];
+    const restoredFirst: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      floorSamples.push(await floorRun());
+      coldCli.push(await timed(() => execa('node', [cli, 'run', '--quiet', '--no-snapshot', image, '--', 'true'], { env: cliEnv })));
+      coldFirst.push(await startAndRun(false));
+      restoredCli.push(await timed(() => execa('node', [cli, 'run', '--quiet', image, '--', 'true'], { env: cliEnv })));
+      restoredFirst.push(await startAndRun(true));
+    }
+    const floor = stat(floorSamples);
+    row({ figure: 'cold `gvmi-test run --no-snapshot tiny.gvmi -- true`, wall', unit: 'ms', value: stat(coldCli), baselineName: 'floor (QEMU + kernel + init that powers off)', baseline: floor });
+    row({ figure: 'cold time to first command (startVm + exec true, no snapshot)', unit: 'ms', value: stat(coldFirst), baselineName: 'floor', baseline: floor });
+    row({ figure: 'restored time to first command (startVm + exec true, from snapshot)', unit: 'ms', value: stat(restoredFirst), baselineName: 'cold time to first command', baseline: stat(coldFirst) });
+    row({ figure: 'restored `gvmi-test run tiny.gvmi -- true`, wall', unit: 'ms', value: stat(restoredCli), baselineName: 'cold `run --no-snapshot`', baseline: stat(coldCli) });
+    row({ figure: `first start with snapshots on: boot + save (${(firstSave.bytes / 1048576).toFixed(1)} MiB state, saved in ${firstSave.saveMs} ms), once per image and configuration`, unit: 'ms', value: stat([firstSave.ms]), baselineName: 'cold time to first command', baseline: stat(coldFirst) });
   }
-  const floor = stat(floorSamples);
-  row({ figure: 'cold `gvmi-test run tiny.gvmi -- true`, wall', unit: 'ms', value: stat(coldSamples), baselineName: 'floor (QEMU + kernel + init that powers off)', baseline: floor });
-  row({ figure: 'time to first command inside the VM (startVm + exec true)', unit: 'ms', value: stat(firstSamples), baselineName: 'floor', baseline: floor });
 
   // ---- warm exec, streaming, 9p writes, idle memory ----
-  const vm = await startVm({ image });
-  try {
-    const execTimes: number[] = [];
-    for (let i = 0; i < 200; i++) execTimes.push(await timed(() => vm.exec(['true'])));
-    const hostTimes: number[] = [];
-    for (let i = 0; i < 200; i++) hostTimes.push(await timed(() => execa('/bin/true')));
-    row({ figure: 'warm exec round trip of `true` (200 runs)', unit: 'ms', value: stat(execTimes, true), baselineName: 'host spawning /bin/true through execa', baseline: stat(hostTimes, true) });
+  if (wanted('exec')) {
+    const vm = await startVm({ image });
+    try {
+      const execTimes: number[] = [];
+      for (let i = 0; i < 200; i++) execTimes.push(await timed(() => vm.exec(['true'])));
+      const hostTimes: number[] = [];
+      for (let i = 0; i < 200; i++) hostTimes.push(await timed(() => execa('/bin/true')));
+      row({ figure: 'warm exec round trip of `true` (200 runs)', unit: 'ms', value: stat(execTimes, true), baselineName: 'host spawning /bin/true through execa', baseline: stat(hostTimes, true) });
 
-    const size = 256 * 1024 * 1024;
-    const streamRates = await repeat(RUNS, async () => {
-      const t = performance.now();
-      const p = await vm.spawn(`head -c ${size} /dev/zero`, { maxBuffer: 0 });
-      const r = await p.wait();
-      if (r.stdoutBytes !== size) throw new Error(`stream lost bytes: ${r.stdoutBytes}`);
-      return size / 1048576 / ((performance.now() - t) / 1000);
-    });
-    const hostStream = await repeat(RUNS, async () => size / 1048576 / ((await timed(() => execa('sh', ['-c', `head -c ${size} /dev/zero > /dev/null`]))) / 1000));
-    row({ figure: 'stdout streaming from the guest (256 MiB)', unit: 'MB/s', value: stat(streamRates), baselineName: 'host head -c 256M /dev/zero > /dev/null', baseline: stat(hostStream) }, true);
+      const size = 256 * 1024 * 1024;
+      const streamRates = await repeat(RUNS, async () => {
+        const t = performance.now();
+        const p = await vm.spawn(`head -c ${size} /dev/zero`, { maxBuffer: 0 });
+        const r = await p.wait();
+        if (r.stdoutBytes !== size) throw new Error(`stream lost bytes: ${r.stdoutBytes}`);
+        return size / 1048576 / ((performance.now() - t) / 1000);
+      });
+      const hostStream = await repeat(RUNS, async () => size / 1048576 / ((await timed(() => execa('sh', ['-c', `head -c ${size} /dev/zero > /dev/null`]))) / 1000));
+      row({ figure: 'stdout streaming from the guest (256 MiB)', unit: 'MB/s', value: stat(streamRates), baselineName: 'host head -c 256M /dev/zero > /dev/null', baseline: stat(hostStream) }, true);
 
-    const volume = vm.volumes.find((v) => v.guestPath === '/golem/output')!;
-    const guestWrite = await repeat(RUNS, async () => {
-      const ms = await timed(() => vm.exec('dd if=/dev/zero of=/golem/output/w bs=1M count=256 2>/dev/null; sync'));
-      await vm.exec('rm -f /golem/output/w');
-      return 256 / (ms / 1000);
-    });
-    const hostWrite = await repeat(RUNS, async () => {
-      const ms = await timed(() => execa('sh', ['-c', `dd if=/dev/zero of=${volume.hostPath}/h bs=1M count=256 2>/dev/null; sync`]));
-      await rm(join(volume.hostPath, 'h'), { force: true });
-      return 256 / (ms / 1000);
-    });
-    row({ figure: 'guest writing 256 MiB into a volume (9p)', unit: 'MB/s', value: stat(guestWrite), baselineName: 'host dd of 256 MiB into the same directory', baseline: stat(hostWrite) }, true);
+      const volume = vm.volumes.find((v) => v.guestPath === '/golem/output')!;
+      const guestWrite = await repeat(RUNS, async () => {
+        const ms = await timed(() => vm.exec('dd if=/dev/zero of=/golem/output/w bs=1M count=256 2>/dev/null; sync'));
+        await vm.exec('rm -f /golem/output/w');
+        return 256 / (ms / 1000);
+      });
+      const hostWrite = await repeat(RUNS, async () => {
+        const ms = await timed(() => execa('sh', ['-c', `dd if=/dev/zero of=${volume.hostPath}/h bs=1M count=256 2>/dev/null; sync`]));
+        await rm(join(volume.hostPath, 'h'), { force: true });
+        return 256 / (ms / 1000);
+      });
+      row({ figure: 'guest writing 256 MiB into a volume (9p)', unit: 'MB/s', value: stat(guestWrite), baselineName: 'host dd of 256 MiB into the same directory', baseline: stat(hostWrite) }, true);
 
-    await new Promise((r) => setTimeout(r, 1000));
-    const qemuPid = (vm as unknown as { internals: { qemu: { pid: number } } }).internals.qemu.pid;
-    const rssKb = Number(/VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${qemuPid}/status`, 'utf8'))?.[1]);
-    row({ figure: 'QEMU resident memory of an idle VM (512 MiB guest)', unit: 'MiB', value: stat([rssKb / 1024]), baselineName: '—' });
-  } finally {
-    await vm.stop();
+      await new Promise((r) => setTimeout(r, 1000));
+      const qemuPid = (vm as unknown as { internals: { qemu: { pid: number } } }).internals.qemu.pid;
+      const rssKb = Number(/VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${qemuPid}/status`, 'utf8'))?.[1]);
+      row({ figure: 'QEMU resident memory of an idle VM (512 MiB guest)', unit: 'MiB', value: stat([rssKb / 1024]), baselineName: '—' });
+    } finally {
+      await vm.stop();
+    }
   }
 
   // ---- build of the Debian test rootfs vs plain mksquashfs ----
-  const tarball = execFileSync('bash', [resolve('examples/seed-debian/make-image.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
-  const debRoot = join(work, 'debian');
-  await mkdir(debRoot);
-  execFileSync('sh', ['-c', `tar -xOf ${tarball} layer/layer.tar | tar -x --numeric-owner -C ${debRoot}`]);
-  const ours = await repeat(RUNS, () => timed(() => execa('node', [cli, 'build', debRoot, '-o', join(work, 'd.gvmi'), '--force', '--volume', '/golem/output'])));
-  const plain = await repeat(RUNS, () => timed(() => execa('mksquashfs', [debRoot, join(work, 'd.sqfs'), '-noappend', '-comp', 'lzo', '-b', '131072', '-no-progress', '-quiet'])));
-  row({ figure: '`gvmi-test build` of the Debian test rootfs (lzo)', unit: 'ms', value: stat(ours), baselineName: 'plain mksquashfs of the same tree, same compression', baseline: stat(plain) });
+  if (wanted('build')) {
+    const tarball = execFileSync('bash', [resolve('examples/seed-debian/make-image.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
+    const debRoot = join(work, 'debian');
+    await mkdir(debRoot);
+    execFileSync('sh', ['-c', `tar -xOf ${tarball} layer/layer.tar | tar -x --numeric-owner -C ${debRoot}`]);
+    const ours = await repeat(RUNS, () => timed(() => execa('node', [cli, 'build', debRoot, '-o', join(work, 'd.gvmi'), '--force', '--volume', '/golem/output'])));
+    const plain = await repeat(RUNS, () => timed(() => execa('mksquashfs', [debRoot, join(work, 'd.sqfs'), '-noappend', '-comp', 'lzo', '-b', '131072', '-no-progress', '-quiet'])));
+    row({ figure: '`gvmi-test build` of the Debian test rootfs (lzo)', unit: 'ms', value: stat(ours), baselineName: 'plain mksquashfs of the same tree, same compression', baseline: stat(plain) });
+  }
 
-  // ---- concurrency ----
-  for (const n of [1, 2, 4, 8]) {
+  // ---- concurrency (cold boots: what a suite pays without snapshots) ----
+  for (const n of wanted('concurrency') ? [1, 2, 4, 8] : []) {
     const bootAndRun = async (): Promise<void> => {
-      const v = await startVm({ image, bootTimeoutMs: 300_000 });
+      const v = await startVm({ image, bootTimeoutMs: 300_000, snapshot: false });
       await v.exec(['true']);
       await v.stop();
     };
@@ -168,10 +203,14 @@ try {
     ...rows.map((r) => `| ${r.figure} | ${fmt(r.value, r.unit)} | ${r.baselineName} | ${fmt(r.baseline, r.unit)} | ${r.ratio !== undefined ? `×${r.ratio.toFixed(2)}` : '—'} |`),
     '',
   ];
-  const notes = await readFile(resolve('bench/NOTES.md'), 'utf8').catch(() => '');
-  await writeFile(resolve('bench/RESULTS.md'), `${lines.join('\n')}\n${notes}`);
-  await writeFile(resolve('bench/results.json'), `${JSON.stringify({ date: new Date().toISOString(), machine, accelerator, qemu: qemuVersion, runtime, runs: RUNS, rows }, null, 2)}\n`);
-  console.log('wrote bench/RESULTS.md and bench/results.json');
+  if (only) {
+    console.log('BENCH_ONLY set: RESULTS.md and results.json left as they were');
+  } else {
+    const notes = await readFile(resolve('bench/NOTES.md'), 'utf8').catch(() => '');
+    await writeFile(resolve('bench/RESULTS.md'), `${lines.join('\n')}\n${notes}`);
+    await writeFile(resolve('bench/results.json'), `${JSON.stringify({ date: new Date().toISOString(), machine, accelerator, qemu: qemuVersion, runtime, runs: RUNS, rows }, null, 2)}\n`);
+    console.log('wrote bench/RESULTS.md and bench/results.json');
+  }
 } finally {
   await rm(work, { recursive: true, force: true });
 }

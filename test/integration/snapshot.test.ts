@@ -1,0 +1,179 @@
+/**
+ * Snapshot fast start with real QEMU: the first start boots and saves the VM state (before any
+ * volume is mounted), later starts restore it. A restored VM must be indistinguishable from a
+ * booted one (provider conditions, volumes, shadowing), must not share clock or randomness with
+ * its snapshot, and a snapshot must never be restored over a different image or configuration.
+ */
+import { execFile } from 'node:child_process';
+import { copyFile, cp, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { startVm, type StartedVm } from '../../src/index.js';
+import { buildImage } from '../../src/image/build-image.js';
+import { TINY_IMAGE_SETTINGS } from '../helpers/busybox-rootfs.js';
+
+const run = promisify(execFile);
+const CLI = resolve('dist/cli/main.js');
+
+let work: string;
+let image: string;
+let snapshots: string;
+const savedEnv = process.env['GVMI_TEST_SNAPSHOT_DIR'];
+
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), 'gvmi-snapshot-test-'));
+  image = join(work, 'tiny.gvmi');
+  await copyFile(inject('tinyImage'), image);
+});
+
+beforeEach(async () => {
+  // Each test starts with no snapshot saved, in a directory of its own.
+  snapshots = await mkdtemp(join(work, 'snapshots-'));
+  process.env['GVMI_TEST_SNAPSHOT_DIR'] = snapshots;
+});
+
+afterAll(async () => {
+  if (savedEnv === undefined) delete process.env['GVMI_TEST_SNAPSHOT_DIR'];
+  else process.env['GVMI_TEST_SNAPSHOT_DIR'] = savedEnv;
+  await rm(work, { recursive: true, force: true });
+});
+
+async function stateFiles(): Promise<string[]> {
+  return (await readdir(snapshots)).filter((n) => n.endsWith('.state'));
+}
+
+async function withVm<T>(options: Parameters<typeof startVm>[0], body: (vm: StartedVm) => Promise<T>): Promise<T> {
+  const vm = await startVm(options);
+  try {
+    return await body(vm);
+  } finally {
+    await vm.stop();
+  }
+}
+
+describe('snapshot fast start', () => {
+  it('the first start boots and saves a state; the next one restores it', async () => {
+    const first = await withVm({ image }, async (vm) => vm.info.snapshot);
+    expect(first.use).toBe('saved');
+    if (first.use !== 'saved') return;
+    expect(first.bytes).toBeGreaterThan(1024 * 1024);
+    const files = await stateFiles();
+    expect(files).toEqual([`${first.key}.state`]);
+    expect((await stat(join(snapshots, files[0]!))).size).toBe(first.bytes);
+    const second = await withVm({ image }, async (vm) => {
+      expect((await vm.exec(['true'])).exitCode).toBe(0);
+      return vm.info.snapshot;
+    });
+    expect(second).toEqual({ use: 'restored', key: first.key });
+  });
+
+  it('a restored VM keeps the provider conditions: overlay size, hostname, shadowing, volumes both ways', async () => {
+    await withVm({ image }, async () => {}); // saves
+    const input = await mkdtemp(join(tmpdir(), 'gvmi-snapshot-input-'));
+    await writeFile(join(input, 'from-host.txt'), 'sent in\n');
+    await withVm({ image, volumes: { '/golem/input': input } }, async (vm) => {
+      expect(vm.info.snapshot.use).toBe('restored');
+      const r = await vm.exec('df -k / | tail -1; hostname; ls -A /golem/input; cat /golem/input/from-host.txt; echo out > /golem/output/result.txt; grep -c " 9p " /proc/mounts');
+      const lines = r.stdout.trim().split('\n');
+      expect(Number(lines[0]!.trim().split(/\s+/)[1])).toBe(128 * 1024);
+      expect(lines.slice(1)).toEqual(['golem', 'from-host.txt', 'sent in', '2']);
+      expect(vm.info.shadowed).toEqual(['/golem/input/baked.txt']);
+      const output = vm.volumes.find((v) => v.guestPath === '/golem/output')!;
+      expect(await readFile(join(output.hostPath, 'result.txt'), 'utf8')).toBe('out\n');
+      // The overlay's upper layer is the snapshot's: empty, so all 128 MB are there to use.
+      expect((await vm.exec('dd if=/dev/zero of=/big bs=1M count=100 2>&1 && echo ok')).stdout).toMatch(/ok\n$/);
+    });
+    await rm(input, { recursive: true, force: true });
+  });
+
+  it("a restored VM takes the host's clock, not the snapshot's", async () => {
+    await withVm({ image }, async () => {});
+    // Without the refresh, the guest clock would resume where the snapshot stopped: 4 s behind.
+    await new Promise((r) => setTimeout(r, 4000));
+    await withVm({ image }, async (vm) => {
+      expect(vm.info.snapshot.use).toBe('restored');
+      const guestSeconds = Number((await vm.exec('date +%s')).stdout.trim());
+      expect(Math.abs(guestSeconds - Date.now() / 1000)).toBeLessThan(2);
+    });
+  });
+
+  it('VMs restored from one snapshot do not share their random numbers', async () => {
+    await withVm({ image }, async () => {});
+    const draw = (): Promise<string> => withVm({ image }, async (vm) => {
+      expect(vm.info.snapshot.use).toBe('restored');
+      return (await vm.exec('head -c 32 /dev/urandom | od -An -tx1')).stdout;
+    });
+    const a = await draw();
+    const b = await draw();
+    expect(a).toMatch(/[0-9a-f]{2}/);
+    expect(a).not.toBe(b);
+  });
+
+  it('snapshot: false neither restores nor saves', async () => {
+    await withVm({ image, snapshot: false }, async (vm) => expect(vm.info.snapshot).toEqual({ use: 'off' }));
+    expect(await stateFiles()).toEqual([]);
+  });
+
+  it('another memory size or another image at the same path never restores the old state', async () => {
+    const base = await withVm({ image }, async (vm) => vm.info.snapshot);
+    const bigger = await withVm({ image, memory: 384 }, async (vm) => vm.info.snapshot);
+    expect(bigger.use).toBe('saved');
+    expect((bigger as { key: string }).key).not.toBe((base as { key: string }).key);
+
+    // Rebuild the image with one more file and write it over the same path.
+    const rootfs = join(work, 'rootfs-changed');
+    await cp(inject('tinyRootfs'), rootfs, { recursive: true, verbatimSymlinks: true });
+    await writeFile(join(rootfs, 'golem/resources/new.txt'), 'only in the new image\n');
+    const changed = join(work, 'changed.gvmi');
+    await buildImage({ source: rootfs, output: changed, ...TINY_IMAGE_SETTINGS });
+    const copy = join(work, 'same-path.gvmi');
+    await copyFile(image, copy);
+    await withVm({ image: copy }, async (vm) => expect(vm.info.snapshot.use).toBe('restored'));
+    await copyFile(changed, copy);
+    await withVm({ image: copy }, async (vm) => {
+      expect(vm.info.snapshot.use).toBe('saved');
+      expect((await vm.exec('cat /golem/resources/new.txt')).stdout).toBe('only in the new image\n');
+    });
+  });
+
+  it('a corrupt snapshot is dropped: the VM boots, works, and saves a good one', async () => {
+    const saved = await withVm({ image }, async (vm) => vm.info.snapshot);
+    const state = join(snapshots, `${(saved as { key: string }).key}.state`);
+    const bytes = await readFile(state);
+    bytes.fill(0x5a, 64, 4096); // garbage right after the header
+    await writeFile(state, bytes);
+    await withVm({ image }, async (vm) => {
+      expect(vm.info.snapshot.use).toBe('saved');
+      expect(vm.info.snapshot).toHaveProperty('replaced');
+      expect((await vm.exec('echo fine')).stdout).toBe('fine\n');
+    });
+    await withVm({ image }, async (vm) => expect(vm.info.snapshot.use).toBe('restored'));
+  });
+
+  it('when the state cannot be saved, the VM runs on and says why', async () => {
+    const notADirectory = join(work, 'a-file');
+    await writeFile(notADirectory, '');
+    process.env['GVMI_TEST_SNAPSHOT_DIR'] = join(notADirectory, 'snapshots');
+    await withVm({ image }, async (vm) => {
+      expect(vm.info.snapshot.use).toBe('failed');
+      expect(vm.info.snapshot).toHaveProperty('reason', expect.stringMatching(/ENOTDIR|not a directory/));
+      expect((await vm.exec('echo still here')).stdout).toBe('still here\n');
+    });
+  });
+
+  it('the CLI restores by default and boots with --no-snapshot', async () => {
+    const env = { ...process.env, GVMI_TEST_SNAPSHOT_DIR: snapshots };
+    const once = async (...flags: string[]): Promise<{ snapshot: string; stdout: string }> => {
+      const { stdout } = await run('node', [CLI, 'run', '--json', ...flags, image, '--', 'echo', 'hi'], { env });
+      return JSON.parse(stdout) as { snapshot: string; stdout: string };
+    };
+    expect(await once('--no-snapshot')).toMatchObject({ snapshot: 'off', stdout: 'hi\n' });
+    expect(await stateFiles()).toEqual([]);
+    expect(await once()).toMatchObject({ snapshot: 'saved', stdout: 'hi\n' });
+    expect(await once()).toMatchObject({ snapshot: 'restored', stdout: 'hi\n' });
+    const { stdout } = await run('node', [CLI, 'run', '--json', image, '--', 'true'], { env: { ...env, GVMI_TEST_SNAPSHOT: '0' } });
+    expect(JSON.parse(stdout)).toMatchObject({ snapshot: 'off' });
+  });
+});
