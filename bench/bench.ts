@@ -18,6 +18,8 @@ import { startVm } from '../src/vm/start-vm.js';
 import { makeBusyboxRootfs, TINY_IMAGE_SETTINGS } from '../test/helpers/busybox-rootfs.js';
 
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 5);
+/** Start-up figures are the noisiest and the cheapest to repeat. */
+const START_RUNS = Math.max(RUNS, 9);
 /** BENCH_ONLY=start,exec,build,concurrency runs some sections (RESULTS.md is then not written). */
 const only = process.env['BENCH_ONLY']?.split(',');
 const wanted = (section: string): boolean => !only || only.includes(section);
@@ -40,12 +42,19 @@ async function repeat(n: number, fn: () => Promise<number>): Promise<number[]> {
   return out;
 }
 
-interface Row { figure: string; unit: string; value: Stat; baselineName: string; baseline?: Stat; ratio?: number; note?: string }
+/**
+ * pairedRatio: the median of run-by-run ratios, for rows whose figure and baseline were measured
+ * alternately: on these noisy machines it is steadier than the ratio of the two medians.
+ */
+interface Row { figure: string; unit: string; value: Stat; baselineName: string; baseline?: Stat; ratio?: number; pairedRatio?: number; note?: string }
+function pairedRatio(values: number[], baselines: number[]): number {
+  return stat(values.map((v, i) => v / baselines[i]!)).median;
+}
 const rows: Row[] = [];
 function row(r: Omit<Row, 'ratio'>, higherIsBetter = false): void {
   const ratio = r.baseline ? (higherIsBetter ? r.baseline.median / r.value.median : r.value.median / r.baseline.median) : undefined;
   rows.push({ ...r, ...(ratio !== undefined ? { ratio } : {}) });
-  console.log(`${r.figure}: ${r.value.median.toFixed(1)} ${r.unit}${r.baseline ? ` vs ${r.baselineName} ${r.baseline.median.toFixed(1)} ${r.unit} (×${ratio!.toFixed(2)})` : ''}`);
+  console.log(`${r.figure}: ${r.value.median.toFixed(1)} ${r.unit}${r.baseline ? ` vs ${r.baselineName} ${r.baseline.median.toFixed(1)} ${r.unit} (×${ratio!.toFixed(2)}${r.pairedRatio !== undefined ? `, paired ×${r.pairedRatio.toFixed(2)}` : ''})` : ''}`);
 }
 
 const work = await mkdtemp(join(tmpdir(), 'gvmi-bench-'));
@@ -108,7 +117,7 @@ try {
     const coldFirst: number[] = [];
     const restoredCli: number[] = [];
     const restoredFirst: number[] = [];
-    for (let i = 0; i < RUNS; i++) {
+    for (let i = 0; i < START_RUNS; i++) {
       floorSamples.push(await floorRun());
       coldCli.push(await timed(() => execa('node', [cli, 'run', '--quiet', '--no-snapshot', image, '--', 'true'], { env: cliEnv })));
       coldFirst.push(await startAndRun(false));
@@ -116,10 +125,11 @@ try {
       restoredFirst.push(await startAndRun(true));
     }
     const floor = stat(floorSamples);
-    row({ figure: 'cold `gvmi-test run --no-snapshot tiny.gvmi -- true`, wall', unit: 'ms', value: stat(coldCli), baselineName: 'floor (QEMU + kernel + init that powers off)', baseline: floor });
-    row({ figure: 'cold time to first command (startVm + exec true, no snapshot)', unit: 'ms', value: stat(coldFirst), baselineName: 'floor', baseline: floor });
-    row({ figure: 'restored time to first command (startVm + exec true, from snapshot)', unit: 'ms', value: stat(restoredFirst), baselineName: 'cold time to first command', baseline: stat(coldFirst) });
-    row({ figure: 'restored `gvmi-test run tiny.gvmi -- true`, wall', unit: 'ms', value: stat(restoredCli), baselineName: 'cold `run --no-snapshot`', baseline: stat(coldCli) });
+    row({ figure: 'cold `gvmi-test run --no-snapshot tiny.gvmi -- true`, wall', unit: 'ms', value: stat(coldCli), baselineName: 'floor (QEMU + kernel + init that powers off)', baseline: floor, pairedRatio: pairedRatio(coldCli, floorSamples) });
+    row({ figure: 'cold time to first command (startVm + exec true, no snapshot)', unit: 'ms', value: stat(coldFirst), baselineName: 'floor', baseline: floor, pairedRatio: pairedRatio(coldFirst, floorSamples) });
+    row({ figure: 'restored time to first command (startVm + exec true, from snapshot)', unit: 'ms', value: stat(restoredFirst), baselineName: 'cold time to first command', baseline: stat(coldFirst), pairedRatio: pairedRatio(restoredFirst, coldFirst) });
+    row({ figure: 'restored `gvmi-test run tiny.gvmi -- true`, wall', unit: 'ms', value: stat(restoredCli), baselineName: 'cold `run --no-snapshot`', baseline: stat(coldCli), pairedRatio: pairedRatio(restoredCli, coldCli) });
+    row({ figure: 'restored `gvmi-test run tiny.gvmi -- true`, wall, against the floor', unit: 'ms', value: stat(restoredCli), baselineName: 'floor', baseline: floor, pairedRatio: pairedRatio(restoredCli, floorSamples) });
     row({ figure: `first start with snapshots on: boot + save (${(firstSave.bytes / 1048576).toFixed(1)} MiB state, saved in ${firstSave.saveMs} ms), once per image and configuration`, unit: 'ms', value: stat([firstSave.ms]), baselineName: 'cold time to first command', baseline: stat(coldFirst) });
   }
 
@@ -196,11 +206,11 @@ try {
   const lines = [
     '# gvmi-test benchmark',
     '',
-    `Measured by \`make bench\` on ${new Date().toISOString().slice(0, 10)} — machine: ${machine}; accelerator: ${accelerator.reason}; ${qemuVersion}; guest kernel ${runtime.kernelHash}, init ${runtime.initHash}. Median (min–max) over ${RUNS} runs unless said; ratio = figure ÷ baseline for times, baseline ÷ figure for rates (lower is better in both).`,
+    `Measured by \`make bench\` on ${new Date().toISOString().slice(0, 10)} — machine: ${machine}; accelerator: ${accelerator.reason}; ${qemuVersion}; guest kernel ${runtime.kernelHash}, init ${runtime.initHash}. Median (min–max) over ${RUNS} runs unless said (start-up rows: ${START_RUNS}, floor, cold and restored runs alternating); ratio = figure ÷ baseline for times, baseline ÷ figure for rates (lower is better in both); "paired" = the median of run-by-run ratios of alternating runs, steadier than the ratio of medians on a noisy machine.`,
     '',
     '| figure | value | baseline | baseline value | ratio |',
     '|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r.figure} | ${fmt(r.value, r.unit)} | ${r.baselineName} | ${fmt(r.baseline, r.unit)} | ${r.ratio !== undefined ? `×${r.ratio.toFixed(2)}` : '—'} |`),
+    ...rows.map((r) => `| ${r.figure} | ${fmt(r.value, r.unit)} | ${r.baselineName} | ${fmt(r.baseline, r.unit)} | ${r.ratio !== undefined ? `×${r.ratio.toFixed(2)}` : '—'}${r.pairedRatio !== undefined ? ` (paired ×${r.pairedRatio.toFixed(2)})` : ''} |`),
     '',
   ];
   if (only) {

@@ -251,6 +251,7 @@ _Noreturn void agent_run(const struct boot_options *opts, int upper_fd) {
     a.upper_fd = upper_fd;
     a.debug = opts->debug;
     a.port = open_port();
+    if (a.debug) boot_log("gvmi-init: agent port open at %llu ms", (unsigned long long)boot_uptime_ms());
     /* Real-time for the agent, so a guest swamped by runaway processes (a fork bomb) still gets
      * its KILL through. The agent only runs when it has work, so it starves nobody; children
      * revert to normal scheduling (RESET_ON_FORK). musl has no sched_setscheduler wrapper. */

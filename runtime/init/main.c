@@ -19,7 +19,11 @@ int main(void) {
         close(fd);
     }
     boot_parse_cmdline(cmdline, &opts);
+    /* gvmi.debug=1: when each step ended, in guest uptime (where a slow boot spends its time). */
+    if (opts.debug) boot_log("gvmi-init: early mounts done at %llu ms", (unsigned long long)boot_uptime_ms());
     int upper = mounts_switch_root(&opts);
+    if (opts.debug) boot_log("gvmi-init: image root mounted at %llu ms", (unsigned long long)boot_uptime_ms());
     mounts_identity(&opts);
+    if (opts.debug) boot_log("gvmi-init: identity set at %llu ms", (unsigned long long)boot_uptime_ms());
     agent_run(&opts, upper);
 }

@@ -14,7 +14,8 @@ export interface VmFixtureOptions extends StartVmOptions {
   scope?: 'test' | 'file';
   /**
    * With scope 'file', before each test but the first: 'none' (default), 'volumes' (kill running
-   * processes, empty the volumes) or 'reboot' (a fresh VM).
+   * processes, empty the volumes) or 'reboot' (a fresh VM). Fresh VMs (this, and scope 'test') are
+   * restored from the image's snapshot once one VM has booted, unless `snapshot: false`.
    */
   reset?: VmReset;
 }

@@ -69,6 +69,22 @@ export async function describeSnapshot(key: string, description: Record<string, 
   await writeFile(join(snapshotDir(), `${key}.json`), `${JSON.stringify(description, null, 2)}\n`);
 }
 
+export interface SavedSnapshot {
+  key: string;
+  bytes: number;
+  lastUsed: Date;
+}
+
+export async function listSnapshots(): Promise<SavedSnapshot[]> {
+  const dir = snapshotDir();
+  const names = await readdir(dir).catch(() => [] as string[]);
+  const found = await Promise.all(names.filter((n) => n.endsWith('.state')).map(async (name) => {
+    const st = await stat(join(dir, name)).catch(() => undefined);
+    return st ? { key: name.slice(0, -'.state'.length), bytes: st.size, lastUsed: st.mtime } : undefined;
+  }));
+  return found.filter((s) => s !== undefined).sort((a, b) => b.lastUsed.getTime() - a.lastUsed.getTime());
+}
+
 export function snapshotBudgetBytes(): number {
   const mib = Number(process.env['GVMI_TEST_SNAPSHOT_CACHE_MIB'] ?? DEFAULT_BUDGET_MIB);
   return (Number.isFinite(mib) && mib >= 0 ? mib : DEFAULT_BUDGET_MIB) * 1024 * 1024;
@@ -78,14 +94,11 @@ export function snapshotBudgetBytes(): number {
 export async function pruneSnapshots(budgetBytes = snapshotBudgetBytes()): Promise<string[]> {
   const dir = snapshotDir();
   const names = await readdir(dir).catch(() => [] as string[]);
-  const states = (await Promise.all(names.filter((n) => n.endsWith('.state')).map(async (name) => {
-    const st = await stat(join(dir, name)).catch(() => undefined);
-    return st ? { key: name.slice(0, -'.state'.length), size: st.size, used: st.mtimeMs } : undefined;
-  }))).filter((s) => s !== undefined).sort((a, b) => b.used - a.used);
+  const states = await listSnapshots();
   const removed: string[] = [];
   let total = 0;
   for (const s of states) {
-    total += s.size;
+    total += s.bytes;
     if (total > budgetBytes) {
       await discardSnapshot(s.key);
       removed.push(s.key);

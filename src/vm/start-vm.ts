@@ -20,6 +20,7 @@ import { crashError, launchQemu, type LaunchedQemu, type LaunchMode } from './la
 import { describeSnapshot, discardSnapshot, findSnapshot, pruneSnapshots, snapshotKey, snapshotStatePath, snapshotTemporaryPath } from './snapshot-store.js';
 import { StartedVm, type SnapshotUse } from './started-vm.js';
 import { shadowedPaths } from './shadowed-paths.js';
+import { snapshotsWanted } from './snapshot-settings.js';
 import { planVolumes } from './volumes.js';
 
 export interface StartVmOptions {
@@ -49,12 +50,6 @@ export interface StartVmOptions {
 }
 
 let vmCounter = 0;
-
-export function snapshotsWanted(option: boolean | undefined): boolean {
-  if (option !== undefined) return option;
-  const env = process.env['GVMI_TEST_SNAPSHOT'];
-  return !(env === '0' || env === 'false' || env === 'off');
-}
 
 /** Stand-ins for the per-VM paths, so that two VMs of one configuration share a snapshot key. */
 const KEY_PLACEHOLDERS = { agentSocket: '<agent>', consoleLog: '<console>', image: '<image>', volume: '<volume>' };

@@ -175,5 +175,8 @@ describe('snapshot fast start', () => {
     expect(await once()).toMatchObject({ snapshot: 'restored', stdout: 'hi\n' });
     const { stdout } = await run('node', [CLI, 'run', '--json', image, '--', 'true'], { env: { ...env, GVMI_TEST_SNAPSHOT: '0' } });
     expect(JSON.parse(stdout)).toMatchObject({ snapshot: 'off' });
+    // doctor tells where they are and how many
+    const doctor = JSON.parse((await run('node', [CLI, 'doctor', '--json'], { env })).stdout) as { checks: { name: string; detail: string }[] };
+    expect(doctor.checks.find((c) => c.name === 'snapshots')?.detail).toMatch(new RegExp(`^on: 1 saved, \\d+ MiB in ${snapshots}`));
   });
 });
