@@ -162,7 +162,8 @@ export async function startVm(options: StartVmOptions): Promise<StartedVm> {
         snapshot = { use: 'failed', key, reason: (error as Error).message };
       }
       launched.qmp.close();
-      // The guest's clock stood still while it was stopped for the save.
+      // The guest was paused while its state was written: its clock is behind, and it shares its
+      // random state with every VM that will be restored from the snapshot.
       await client.resumed(BigInt(Date.now()) * 1_000_000n, randomBytes(64));
     }
 

@@ -103,12 +103,17 @@ describe('snapshot fast start', () => {
     await withVm({ image }, async () => {});
     const draw = (): Promise<string> => withVm({ image }, async (vm) => {
       expect(vm.info.snapshot.use).toBe('restored');
-      return (await vm.exec('head -c 32 /dev/urandom | od -An -tx1')).stdout;
+      // boot_id too: the kernel makes it at its first read, which comes after the restore.
+      return (await vm.exec('head -c 32 /dev/urandom | od -An -tx1; cat /proc/sys/kernel/random/boot_id')).stdout;
     });
     const a = await draw();
     const b = await draw();
     expect(a).toMatch(/[0-9a-f]{2}/);
-    expect(a).not.toBe(b);
+    const [randomA, bootIdA] = [a.slice(0, a.lastIndexOf('\n', a.length - 2)), a.trim().split('\n').pop()];
+    const [randomB, bootIdB] = [b.slice(0, b.lastIndexOf('\n', b.length - 2)), b.trim().split('\n').pop()];
+    expect(randomA).not.toBe(randomB);
+    expect(bootIdA).toMatch(/^[0-9a-f-]{36}$/);
+    expect(bootIdA).not.toBe(bootIdB);
   });
 
   it('snapshot: false neither restores nor saves', async () => {
