@@ -13,8 +13,8 @@ import { cacheDir } from '../cache-dir.js';
 /** Bumped when what a snapshot holds, or how it is restored, changes. */
 const SNAPSHOT_FORMAT = 1;
 const DEFAULT_BUDGET_MIB = 2048;
-/** Digest memos (image-digest.ts) older than this are dropped when snapshots are pruned. */
-const DIGEST_MEMO_MAX_AGE_MS = 30 * 24 * 3600 * 1000;
+/** Memos (image digests, shadowed paths) older than this are dropped when snapshots are pruned. */
+const MEMO_MAX_AGE_MS = 30 * 24 * 3600 * 1000;
 const STALE_TEMPORARY_MS = 3600 * 1000;
 
 export interface SnapshotKeyInputs {
@@ -109,10 +109,12 @@ export async function pruneSnapshots(budgetBytes = snapshotBudgetBytes()): Promi
     const st = await stat(join(dir, name)).catch(() => undefined);
     if (st && Date.now() - st.mtimeMs > STALE_TEMPORARY_MS) await rm(join(dir, name), { force: true });
   }
-  const digests = join(cacheDir(), 'digests');
-  for (const name of await readdir(digests).catch(() => [] as string[])) {
-    const st = await stat(join(digests, name)).catch(() => undefined);
-    if (st && Date.now() - st.mtimeMs > DIGEST_MEMO_MAX_AGE_MS) await rm(join(digests, name), { force: true });
+  // Small memos keyed by image file or digest (image-digest.ts, shadowed-paths.ts): rebuilt on demand.
+  for (const memoDir of [join(cacheDir(), 'digests'), join(cacheDir(), 'shadowed')]) {
+    for (const name of await readdir(memoDir).catch(() => [] as string[])) {
+      const st = await stat(join(memoDir, name)).catch(() => undefined);
+      if (st && Date.now() - st.mtimeMs > MEMO_MAX_AGE_MS) await rm(join(memoDir, name), { force: true });
+    }
   }
   return removed;
 }
