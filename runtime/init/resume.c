@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "../include/proto.h"
+#include "boot.h"
 
 /* From <linux/random.h>, which musl's toolchain does not ship (the ABI is stable). */
 struct rand_pool_info {
@@ -32,13 +33,17 @@ static int add_entropy(int fd, const uint8_t *entropy, size_t len) {
 }
 
 int resume_refresh(uint64_t realtime_ns, const uint8_t *entropy, size_t len) {
-    struct timespec ts = {.tv_sec = (time_t)(realtime_ns / 1000000000u), .tv_nsec = (long)(realtime_ns % 1000000000u)};
-    if (clock_settime(CLOCK_REALTIME, &ts) < 0) return -errno;
+    /* The generator first: sharing random output with sibling VMs is the worse of the two. */
     int fd = open("/dev/urandom", O_WRONLY | O_CLOEXEC);
     if (fd < 0) return -errno;
     int r = add_entropy(fd, entropy, len);
     /* Crediting entropy alone does not reseed a generator that is already initialised. */
     if (r == 0 && ioctl(fd, RNDRESEEDCRNG) < 0) r = -errno;
     close(fd);
-    return r;
+    if (r) return r;
+    struct timespec ts = {.tv_sec = (time_t)(realtime_ns / 1000000000u), .tv_nsec = (long)(realtime_ns % 1000000000u)};
+    if (clock_settime(CLOCK_REALTIME, &ts) < 0) return -errno;
+    /* Marks the restore in the console, where the boot messages of this VM are missing. */
+    boot_log("gvmi-init: resumed from a snapshot: clock set, random generator reseeded");
+    return 0;
 }

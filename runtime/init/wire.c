@@ -48,17 +48,22 @@ static int read_u64(struct cursor *c, uint64_t *out) {
     return 1;
 }
 
-static int read_bytes(struct cursor *c, struct span *out) {
+/* A BYTES field of at most `max` bytes; longer ones are refused with `too_long`. */
+static int read_bytes_max(struct cursor *c, struct span *out, uint64_t max, int too_long) {
     uint64_t n;
     int r = read_u64(c, &n);
     if (r <= 0) return r;
     /* Checked before waiting for the data, so a hostile length is refused at once. */
-    if (n > PROTO_MAX_BYTES) return -E2BIG;
+    if (n > max) return too_long;
     if (c->len - c->pos < n) return 0;
     out->data = c->buf + c->pos;
     out->len = n;
     c->pos += (size_t)n;
     return 1;
+}
+
+static int read_bytes(struct cursor *c, struct span *out) {
+    return read_bytes_max(c, out, PROTO_MAX_BYTES, -E2BIG);
 }
 
 static int read_array(struct cursor *c, struct span_array *out) {
@@ -165,9 +170,9 @@ static int read_sub(struct cursor *c, struct request *req, uint8_t sub) {
     case MSG_RESUMED:
         if (sub == SUB_RESUMED_TIME_NS) { req->has_time = 1; return read_u64(c, &req->time_ns); }
         if (sub == SUB_RESUMED_ENTROPY) {
-            int r = read_bytes(c, &req->entropy);
+            int r = read_bytes_max(c, &req->entropy, PROTO_MAX_ENTROPY, -EINVAL);
             if (r <= 0) return r;
-            return (req->entropy.len < 16 || req->entropy.len > PROTO_MAX_ENTROPY) ? -EINVAL : 1;
+            return req->entropy.len < 16 ? -EINVAL : 1;
         }
         break;
     }

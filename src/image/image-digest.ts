@@ -3,9 +3,9 @@
  * does: a snapshot must never be restored over a different image at the same path, yet hashing a
  * large image on every start would cost more than the snapshot saves.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cacheDir } from '../cache-dir.js';
 
@@ -32,9 +32,11 @@ export async function imageDigest(path: string): Promise<string> {
   // Changed while being read: the digest describes neither version. Written in the last moments:
   // a rewrite within the same timestamp tick would go unseen ("racy git"). Neither is remembered.
   if (statKey(after, path) !== statKey(before, path) || Date.now() - after.mtimeMs < RACY_MS) return digest;
-  await mkdir(memoDir, { recursive: true });
-  const temporary = `${memo}.${process.pid}.tmp`;
-  await writeFile(temporary, digest);
-  await rename(temporary, memo);
+  // Remembering is an optimisation: a read-only cache must not fail the caller.
+  const temporary = `${memo}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  await mkdir(memoDir, { recursive: true })
+    .then(() => writeFile(temporary, digest))
+    .then(() => rename(temporary, memo))
+    .catch(() => rm(temporary, { force: true }).catch(() => {}));
   return digest;
 }

@@ -3,16 +3,15 @@
  *
  * Saving: QEMU 7.2 has no `file:` migration target, and `exec:` is forbidden by our seccomp
  * sandbox (spawn=deny), so QEMU migrates to a Unix socket we listen on and we write the stream to
- * the file. The socket lives in a directory of its own owned by QEMU's user, because QEMU has
- * dropped its privileges (-runas) by the time it connects. Migration pauses the VM at its end; it
- * is continued afterwards.
+ * the file. The socket is handed to QEMU's user, because QEMU has dropped its privileges
+ * (-runas) by the time it connects. Migration pauses the VM at its end; it is continued afterwards.
  *
  * Restoring: the state file is opened here and handed to QEMU as fd 3 (`-incoming fd:3`); QEMU
  * reads it at start-up and runs the guest as soon as it is loaded.
  */
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
-import { chown, rename, rm, stat } from 'node:fs/promises';
+import { chmod, lchown, rename, rm, stat } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -47,64 +46,94 @@ function migrationFailed(status: MigrationStatus): GvmiTestError {
   return new GvmiTestError('snapshot.failed', `QEMU could not save the VM state: ${status['error-desc'] ?? status.status ?? 'unknown'}`);
 }
 
+const ACTIVE_STATES = new Set(['setup', 'active', 'pre-switchover', 'device', 'cancelling', 'postcopy-active', 'wait-unplug']);
+const CANCEL_WAIT_MS = 5000;
+
 /**
- * Stops the VM, writes its whole state to `temporaryPath`, renames it to `finalPath`, and lets the
- * VM run on. On failure nothing is left at either path and the VM runs on all the same.
+ * Writes the VM's whole state to `temporaryPath`, renames it to `finalPath`, and lets the VM run
+ * on. On failure (including the deadline) the migration is cancelled, nothing is left at either
+ * path, and the VM runs on all the same.
  */
 export async function saveVmState(qmp: QmpClient, temporaryPath: string, finalPath: string, qemuUser: QemuUser | undefined, timeoutMs: number): Promise<SavedState> {
   const started = performance.now();
+  // Root-owned and not listable: QEMU's user may walk in and connect, but nobody else sharing
+  // that user can replace the socket with a link for us to chown.
   const socketDir = await tempDir({ prefix: 'gvmi-migrate-', unsafeCleanup: true, mode: 0o700 });
-  if (qemuUser) await chown(socketDir.path, qemuUser.uid, qemuUser.gid);
+  if (qemuUser) await chmod(socketDir.path, 0o711);
   const socketPath = join(socketDir.path, 'state.sock');
   const server = createServer();
   let timer: NodeJS.Timeout | undefined;
+  let socket: Socket | undefined;
   let migrating = false;
+  let failed = false;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new GvmiTestError('snapshot.failed', `saving the VM state took over ${timeoutMs} ms`)), timeoutMs);
+  });
+  timeout.catch(() => {}); // raced below at every step; never left unhandled
+  const inTime = <T>(step: Promise<T>): Promise<T> => Promise.race([step, timeout]);
+  const status = async (): Promise<MigrationStatus> => (await inTime(qmp.execute('query-migrate'))) as MigrationStatus;
   try {
     server.listen(socketPath);
-    await once(server, 'listening');
-    // Connecting needs write permission on the socket itself, not only on its directory.
-    if (qemuUser) await chown(socketPath, qemuUser.uid, qemuUser.gid);
+    await inTime(once(server, 'listening'));
+    // Connecting needs write permission on the socket itself: it becomes QEMU's user's alone.
+    if (qemuUser) await lchown(socketPath, qemuUser.uid, qemuUser.gid);
+    await chmod(socketPath, 0o600);
     const connected = once(server, 'connection') as Promise<[Socket]>;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new GvmiTestError('snapshot.failed', `saving the VM state took over ${timeoutMs} ms`)), timeoutMs);
-    });
+    connected.catch(() => {});
     // The default cap (128 MiB/s) is for live migration over a network; this is a local file.
-    await qmp.execute('migrate-set-parameters', { 'max-bandwidth': Number.MAX_SAFE_INTEGER });
+    await inTime(qmp.execute('migrate-set-parameters', { 'max-bandwidth': Number.MAX_SAFE_INTEGER }));
     // Not stopped first: the saved run state is restored too, and a state saved paused would
     // restore paused. An idle guest dirties little, so the live pass ends almost at once.
-    await qmp.execute('migrate', { uri: `unix:${socketPath}` });
+    await inTime(qmp.execute('migrate', { uri: `unix:${socketPath}` }));
     migrating = true;
     // QEMU reports a failure to connect only through the migration status.
     let connectedOrFailed = false;
     const failedFirst = (async (): Promise<never> => {
       while (!connectedOrFailed) {
         await new Promise((r) => setTimeout(r, 20));
-        const status = (await qmp.execute('query-migrate')) as MigrationStatus;
-        if (status.status === 'failed' || status.status === 'cancelled') throw migrationFailed(status);
+        const s = await status();
+        if (s.status === 'failed' || s.status === 'cancelled') throw migrationFailed(s);
       }
       return new Promise<never>(() => {});
     })();
     failedFirst.catch(() => {}); // may fail after the race is over: handled here
-    const [socket] = await Promise.race([connected, failedFirst, timeout]).finally(() => { connectedOrFailed = true; });
-    await Promise.race([pipeline(socket, createWriteStream(temporaryPath, { mode: 0o600 })), timeout]);
-    // The stream ended; QEMU says whether it ended because the state was complete.
+    [socket] = await inTime(Promise.race([connected, failedFirst])).finally(() => { connectedOrFailed = true; });
+    server.close(); // one connection: QEMU's
+    await inTime(pipeline(socket, createWriteStream(temporaryPath, { mode: 0o600 })));
+    // The stream ended; QEMU says whether it ended because the state was complete (a stranger's
+    // connection could end a stream too, but not complete QEMU's migration).
     for (;;) {
-      const status = (await Promise.race([qmp.execute('query-migrate'), timeout])) as MigrationStatus;
-      if (status.status === 'completed') break;
-      if (status.status === 'failed' || status.status === 'cancelled') throw migrationFailed(status);
+      const s = await status();
+      if (s.status === 'completed') break;
+      if (s.status === 'failed' || s.status === 'cancelled') throw migrationFailed(s);
       await new Promise((r) => setTimeout(r, 5));
     }
     const { size } = await stat(temporaryPath);
     await rename(temporaryPath, finalPath);
     return { bytes: size, ms: Math.round(performance.now() - started) };
   } catch (error) {
-    await rm(temporaryPath, { force: true });
+    failed = true;
     throw error;
   } finally {
     clearTimeout(timer);
+    socket?.destroy();
     server.close();
+    if (migrating && failed) await cancelMigration(qmp);
+    if (failed) await rm(temporaryPath, { force: true });
     await socketDir.cleanup().catch(() => {});
-    // After a completed migration the source VM is paused ("postmigrate"); cont lets it run on.
+    // After a completed migration the source VM is paused ("postmigrate"); after a cancelled one
+    // it may be too. cont lets it run on either way.
     if (migrating) await qmp.execute('cont').catch(() => {});
+  }
+}
+
+/** Cancels a migration and waits until QEMU has left it, so that cont is not undone later. */
+async function cancelMigration(qmp: QmpClient): Promise<void> {
+  await qmp.execute('migrate_cancel').catch(() => {});
+  const deadline = Date.now() + CANCEL_WAIT_MS;
+  while (Date.now() < deadline) {
+    const s = (await qmp.execute('query-migrate').catch(() => undefined)) as MigrationStatus | undefined;
+    if (!s || !ACTIVE_STATES.has(s.status ?? '')) return;
+    await new Promise((r) => setTimeout(r, 10));
   }
 }

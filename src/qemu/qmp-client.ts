@@ -1,7 +1,7 @@
 /**
  * A minimal QMP (QEMU Machine Protocol) client: one JSON object per line each way. Commands are
  * answered in order, so a FIFO of pending calls is enough; asynchronous events go to listeners.
- * Used only where the agent channel cannot help: stopping the VM and saving its state.
+ * Used only where the agent channel cannot help: saving the VM's state (migration.ts).
  */
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
@@ -21,13 +21,18 @@ interface PendingCall {
 export class QmpClient extends EventEmitter<{ event: [QmpEvent] }> {
   private buffered = '';
   private readonly calls: PendingCall[] = [];
-  private greeted: Promise<void>;
+  private readonly greeted: Promise<void>;
+  private failGreeting: (error: Error) => void = () => {};
   private closedError: GvmiTestError | undefined;
 
   constructor(private readonly socket: Socket) {
     super();
     let greet!: () => void;
-    this.greeted = new Promise((resolve) => { greet = resolve; });
+    this.greeted = new Promise((resolve, reject) => {
+      greet = resolve;
+      this.failGreeting = reject;
+    });
+    this.greeted.catch(() => {}); // reported through negotiate()
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => {
       this.buffered += chunk;
@@ -64,6 +69,7 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent] }> {
   private fail(error: GvmiTestError): void {
     if (this.closedError) return;
     this.closedError = error;
+    this.failGreeting(error);
     for (const call of this.calls.splice(0)) call.reject(error);
   }
 

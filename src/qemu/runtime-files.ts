@@ -82,14 +82,14 @@ let sandboxSupport: Promise<boolean> | undefined;
  */
 export function qemuSupportsSandbox(qemu: string): Promise<boolean> {
   sandboxSupport ??= (async () => {
-    const st = await stat(qemu);
-    const memo = join(cacheDir(), 'qemu-probes', createHash('sha256').update(JSON.stringify([qemu, st.size, st.mtimeMs, st.ino])).digest('hex').slice(0, 32));
-    const remembered = await readFile(memo, 'utf8').catch(() => undefined);
+    const st = await stat(qemu).catch(() => undefined);
+    const memo = st && join(cacheDir(), 'qemu-probes', createHash('sha256').update(JSON.stringify([qemu, st.size, st.mtimeMs, st.ino])).digest('hex').slice(0, 32));
+    const remembered = memo ? await readFile(memo, 'utf8').catch(() => undefined) : undefined;
     if (remembered === 'sandbox' || remembered === 'no-sandbox') return remembered === 'sandbox';
     const supported = await new Promise<boolean>((resolve) => {
       execFile(qemu, ['-help'], { timeout: 5000 }, (_error, stdout) => resolve(/^-sandbox /m.test(String(stdout))));
     });
-    await mkdir(dirname(memo), { recursive: true }).then(() => writeFile(memo, supported ? 'sandbox' : 'no-sandbox')).catch(() => {});
+    if (memo) await mkdir(dirname(memo), { recursive: true }).then(() => writeFile(memo, supported ? 'sandbox' : 'no-sandbox')).catch(() => {});
     return supported;
   })();
   return sandboxSupport;

@@ -41,8 +41,6 @@ export interface LaunchedQemu {
   client: AgentClient;
   /** Set when the request asked for a monitor. */
   qmp?: QmpClient;
-  /** Guest uptime when its agent became ready (boot only). */
-  guestUptimeMs?: number;
   /** Kills QEMU and closes the channels. */
   dispose: () => Promise<void>;
 }
@@ -74,9 +72,12 @@ async function listen(path: string): Promise<Server> {
   return server;
 }
 
-/** Realtime clock in ns for the guest (Date.now() is ms; the guest needs no better). */
-function hostRealtimeNs(): bigint {
-  return BigInt(Date.now()) * 1_000_000n;
+/**
+ * RESUMED: the host's clock (Date.now() is ms; the guest needs no better) and fresh entropy, for a
+ * guest whose clock and random state are a snapshot's.
+ */
+export async function refreshGuest(client: AgentClient, timeoutMs?: number): Promise<void> {
+  await client.resumed(BigInt(Date.now()) * 1_000_000n, randomBytes(64), timeoutMs);
 }
 
 export async function launchQemu(request: LaunchRequest): Promise<LaunchedQemu> {
@@ -91,11 +92,13 @@ export async function launchQemu(request: LaunchRequest): Promise<LaunchedQemu> 
     disposers.push(() => { agentServer.close(); });
     const agentConnection = once(agentServer, 'connection') as Promise<[Socket]>;
     let monitorConnection: Promise<[Socket]> | undefined;
+    let monitorServer: Server | undefined;
     const extraArgs: string[] = [];
     if (mode.kind === 'boot' && mode.monitor) {
-      const monitorServer = await listen(request.monitorSocket);
-      disposers.push(() => { monitorServer.close(); });
-      monitorConnection = once(monitorServer, 'connection') as Promise<[Socket]>;
+      const server = await listen(request.monitorSocket);
+      monitorServer = server;
+      disposers.push(() => { server.close(); });
+      monitorConnection = once(server, 'connection') as Promise<[Socket]>;
       extraArgs.push(...monitorArgs(request.monitorSocket));
     }
     let stateFd: number | undefined;
@@ -119,7 +122,13 @@ export async function launchQemu(request: LaunchRequest): Promise<LaunchedQemu> 
 
     const timeout = new Promise<'timeout'>((r) => { watchdog = setTimeout(() => r('timeout'), request.timeoutMs); });
     const exited = proc.exited.then((r): { exited: QemuExit } => ({ exited: r }));
-    const aborted = new Promise<'aborted'>((r) => request.signal?.addEventListener('abort', () => r('aborted'), { once: true }));
+    let onAbort: (() => void) | undefined;
+    const aborted = new Promise<'aborted'>((r) => {
+      onAbort = () => r('aborted');
+      request.signal?.addEventListener('abort', onAbort, { once: true });
+    });
+    // A long-lived signal must not collect one listener per VM start.
+    disposers.push(() => { if (onAbort) request.signal?.removeEventListener('abort', onAbort); });
     const what = mode.kind === 'restore' ? 'the restored guest' : 'the guest agent';
     /** Waits for `step`, or turns QEMU's exit, the deadline or an abort into an explained error. */
     const awaitStep = async <T>(step: Promise<T>, exitMessage: string): Promise<T> => {
@@ -139,9 +148,15 @@ export async function launchQemu(request: LaunchRequest): Promise<LaunchedQemu> 
     let qmp: QmpClient | undefined;
     if (monitorConnection) {
       const [monitorSocket] = await awaitStep(monitorConnection, 'QEMU exited before its monitor connected');
+      monitorServer?.close();
       qmp = new QmpClient(monitorSocket);
       disposers.push(() => qmp?.close());
-      await awaitStep(qmp.negotiate(), 'QEMU exited during monitor set-up');
+      try {
+        await awaitStep(qmp.negotiate(), 'QEMU exited during monitor set-up');
+      } catch (error) {
+        throw error instanceof GvmiTestError && error.code !== 'snapshot.failed' ? error
+          : new GvmiTestError('vm.boot-failed', `QEMU's monitor did not start: ${(error as Error).message}`, { cause: error });
+      }
     }
     // The channel closes first when the guest dies; QEMU's exit and the console tell why.
     const explainDisconnect = async (): Promise<GvmiTestError> => {
@@ -151,16 +166,15 @@ export async function launchQemu(request: LaunchRequest): Promise<LaunchedQemu> 
     };
     const client = new AgentClient(socket, logger, explainDisconnect);
 
-    let guestUptimeMs: number | undefined;
     if (mode.kind === 'boot') {
-      [guestUptimeMs] = await awaitStep(once(client, 'ready') as Promise<[number]>, 'the guest stopped before its agent answered');
+      const [guestUptimeMs] = await awaitStep(once(client, 'ready') as Promise<[number]>, 'the guest stopped before its agent answered');
       logger.debug({ guestUptimeMs }, 'agent ready');
     } else {
       // Each restored VM must differ from its siblings: fresh clock and fresh entropy.
-      await awaitStep(client.resumed(hostRealtimeNs(), randomBytes(64), request.timeoutMs), 'the restored guest stopped');
+      await awaitStep(refreshGuest(client, request.timeoutMs), 'the restored guest stopped');
       logger.debug('restored guest answered');
     }
-    return { proc, client, ...(qmp ? { qmp } : {}), ...(guestUptimeMs !== undefined ? { guestUptimeMs } : {}), dispose };
+    return { proc, client, ...(qmp ? { qmp } : {}), dispose };
   } catch (error) {
     await dispose();
     throw error;

@@ -3,8 +3,8 @@
  * every start; when the image's digest is known (snapshots on), the answer is remembered per
  * (image digest, volume paths), so a restored VM does not pay for it.
  */
-import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cacheDir } from '../cache-dir.js';
 import { shadowedEntries } from '../diagnostics/static-findings.js';
@@ -24,9 +24,11 @@ export async function shadowedPaths(imagePath: string, metadata: ImageMetadata, 
   if (Array.isArray(remembered) && remembered.every((p) => typeof p === 'string')) return remembered;
   const paths = await compute();
   if (!paths) return [];
-  await mkdir(dir, { recursive: true });
-  const temporary = `${file}.${process.pid}.tmp`;
-  await writeFile(temporary, JSON.stringify(paths));
-  await rename(temporary, file);
+  // Remembering is an optimisation: a read-only cache must not cost the answer.
+  const temporary = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  await mkdir(dir, { recursive: true })
+    .then(() => writeFile(temporary, JSON.stringify(paths)))
+    .then(() => rename(temporary, file))
+    .catch(() => rm(temporary, { force: true }).catch(() => {}));
   return paths;
 }

@@ -19,6 +19,8 @@ const STALE_TEMPORARY_MS = 3600 * 1000;
 
 export interface SnapshotKeyInputs {
   imageDigest: string;
+  /** Under KVM the guest runs on the host's CPU (-cpu max): its model, flags and kernel. */
+  hostCpu?: string;
   kernelHash: string;
   initHash: string;
   /** Path, size and mtime of the QEMU binary: a QEMU upgrade may change the state format. */
@@ -39,22 +41,35 @@ export function snapshotStatePath(key: string): string {
   return join(snapshotDir(), `${key}.state`);
 }
 
+export interface FoundSnapshot {
+  path: string;
+  /** Which file it was: another process may rename a new state over the path at any time. */
+  dev: number;
+  ino: number;
+}
+
 /** The state file for `key`, if one was saved; marks it used (for pruning). */
-export async function findSnapshot(key: string): Promise<string | undefined> {
+export async function findSnapshot(key: string): Promise<FoundSnapshot | undefined> {
   const path = snapshotStatePath(key);
   try {
     const st = await stat(path);
     if (!st.isFile() || st.size === 0) return undefined;
     const now = new Date();
     await utimes(path, now, now).catch(() => {});
-    return path;
+    return { path, dev: st.dev, ino: st.ino };
   } catch {
     return undefined;
   }
 }
 
-export async function discardSnapshot(key: string): Promise<void> {
-  await rm(snapshotStatePath(key), { force: true });
+/** Removes a state (and its note); with `only`, only if the path still holds that very file. */
+export async function discardSnapshot(key: string, only?: FoundSnapshot): Promise<void> {
+  const path = snapshotStatePath(key);
+  if (only) {
+    const st = await stat(path).catch(() => undefined);
+    if (!st || st.dev !== only.dev || st.ino !== only.ino) return;
+  }
+  await rm(path, { force: true });
   await rm(join(snapshotDir(), `${key}.json`), { force: true });
 }
 
@@ -90,8 +105,11 @@ export function snapshotBudgetBytes(): number {
   return (Number.isFinite(mib) && mib >= 0 ? mib : DEFAULT_BUDGET_MIB) * 1024 * 1024;
 }
 
-/** Removes least recently used states until the rest fit in the budget; old digest memos too. */
-export async function pruneSnapshots(budgetBytes = snapshotBudgetBytes()): Promise<string[]> {
+/**
+ * Removes least recently used states until the rest fit in the budget (never `keep`: the state
+ * just saved), notes without a state, and old memos.
+ */
+export async function pruneSnapshots(budgetBytes = snapshotBudgetBytes(), keep?: string): Promise<string[]> {
   const dir = snapshotDir();
   const names = await readdir(dir).catch(() => [] as string[]);
   const states = await listSnapshots();
@@ -99,13 +117,15 @@ export async function pruneSnapshots(budgetBytes = snapshotBudgetBytes()): Promi
   let total = 0;
   for (const s of states) {
     total += s.bytes;
-    if (total > budgetBytes) {
+    if (total > budgetBytes && s.key !== keep) {
       await discardSnapshot(s.key);
       removed.push(s.key);
     }
   }
-  // Left behind by a save that was killed half-way.
-  for (const name of names.filter((n) => n.endsWith('.tmp'))) {
+  // Left behind by a save that was killed half-way; notes whose state is gone.
+  const stateKeys = new Set(states.map((s) => s.key));
+  const leftovers = names.filter((n) => n.endsWith('.tmp') || (n.endsWith('.json') && !stateKeys.has(n.slice(0, -'.json'.length))));
+  for (const name of leftovers) {
     const st = await stat(join(dir, name)).catch(() => undefined);
     if (st && Date.now() - st.mtimeMs > STALE_TEMPORARY_MS) await rm(join(dir, name), { force: true });
   }

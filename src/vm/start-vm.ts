@@ -3,8 +3,9 @@
  * answers and every volume is mounted. Any failure on the way rolls everything back (QEMU killed,
  * temporary directories removed) and rethrows the first error.
  */
-import { randomBytes } from 'node:crypto';
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
+import { release } from 'node:os';
+import { GvmiTestError } from '../errors.js';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { silentLogger } from '../logger.js';
@@ -16,7 +17,7 @@ import { buildQemuArgs, type QemuSpec } from '../qemu/qemu-args.js';
 import { saveVmState } from '../qemu/migration.js';
 import { findQemu, findRuntime, qemuSupportsSandbox } from '../qemu/runtime-files.js';
 import { resolveQemuUser } from '../qemu/qemu-user.js';
-import { crashError, launchQemu, type LaunchedQemu, type LaunchMode } from './launch-qemu.js';
+import { crashError, launchQemu, refreshGuest, type LaunchedQemu, type LaunchMode } from './launch-qemu.js';
 import { describeSnapshot, discardSnapshot, findSnapshot, pruneSnapshots, snapshotKey, snapshotStatePath, snapshotTemporaryPath } from './snapshot-store.js';
 import { StartedVm, type SnapshotUse } from './started-vm.js';
 import { shadowedPaths } from './shadowed-paths.js';
@@ -59,6 +60,13 @@ async function qemuIdentity(qemuPath: string): Promise<string> {
   return `${qemuPath}:${st.size}:${st.mtimeMs}`;
 }
 
+/** The host CPU a KVM guest sees (-cpu max): a state saved on one CPU may not run on another. */
+async function hostCpuIdentity(): Promise<string> {
+  const cpuinfo = await readFile('/proc/cpuinfo', 'utf8').catch(() => '');
+  const field = (name: string): string => new RegExp(`^${name}\\s*:\\s*(.*)$`, 'm').exec(cpuinfo)?.[1] ?? '';
+  return JSON.stringify([field('vendor_id'), field('model name'), field('flags'), release()]);
+}
+
 export async function startVm(options: StartVmOptions): Promise<StartedVm> {
   const started = performance.now();
   const logger = (options.logger ?? silentLogger).child({ vm: ++vmCounter });
@@ -69,7 +77,8 @@ export async function startVm(options: StartVmOptions): Promise<StartedVm> {
     findRuntime(),
     findQemu(),
     detectAccelerator(options.accel),
-    useSnapshots ? imageDigest(imagePath) : undefined,
+    // No digest (unreadable image, …): no snapshot, and readGvmi says what is wrong.
+    useSnapshots ? imageDigest(imagePath).catch(() => undefined) : undefined,
   ]);
   const [sandbox, qemuUser] = await Promise.all([qemuSupportsSandbox(qemuPath), resolveQemuUser()]);
   logger.debug({ accelerator }, 'accelerator chosen');
@@ -120,6 +129,7 @@ export async function startVm(options: StartVmOptions): Promise<StartedVm> {
     const key = digest
       ? snapshotKey({
         imageDigest: digest,
+        ...(accelerator.accel === 'kvm' ? { hostCpu: await hostCpuIdentity() } : {}),
         kernelHash: runtime.kernelHash,
         initHash: runtime.initHash,
         qemuIdentity: await qemuIdentity(qemuPath),
@@ -131,17 +141,20 @@ export async function startVm(options: StartVmOptions): Promise<StartedVm> {
       : undefined;
     let snapshot: SnapshotUse = key ? { use: 'saved', key } : { use: 'off' };
     let launched: LaunchedQemu | undefined;
-    const statePath = key ? await findSnapshot(key) : undefined;
-    if (key && statePath) {
+    const found = key ? await findSnapshot(key) : undefined;
+    if (key && found) {
       try {
         // A restore that does not answer soon is broken; a boot is the better bet than waiting long.
-        launched = await launch({ kind: 'restore', statePath }, Math.min(bootTimeoutMs, accelerator.accel === 'kvm' ? 10_000 : 20_000));
+        launched = await launch({ kind: 'restore', statePath: found.path }, Math.min(bootTimeoutMs, accelerator.accel === 'kvm' ? 10_000 : 20_000));
         snapshot = { use: 'restored', key };
       } catch (error) {
         if (options.signal?.aborted) throw error;
-        // A state QEMU cannot load (a corrupt file, an incompatible host) is dropped and rebuilt.
+        // QEMU exiting means it could not load the state (corrupt, or from an incompatible host):
+        // that file is dropped, unless another process has already put a new one in its place.
+        // A slow answer (a loaded host) or a file pruned meanwhile says nothing against the state.
+        const unloadable = error instanceof GvmiTestError && error.code === 'vm.boot-failed';
         logger.warn({ error, key }, 'restoring the snapshot failed; booting instead');
-        await discardSnapshot(key);
+        if (unloadable) await discardSnapshot(key, found);
         snapshot = { use: 'saved', key, replaced: (error as Error).message };
       }
     }
@@ -152,11 +165,12 @@ export async function startVm(options: StartVmOptions): Promise<StartedVm> {
     if (key && launched.qmp && snapshot.use === 'saved') {
       // Saved before any volume is mounted: QEMU refuses to migrate with a 9p export in use.
       try {
-        const saved = await saveVmState(launched.qmp, await snapshotTemporaryPath(key), snapshotStatePath(key), qemuUser, bootTimeoutMs);
+        const saveTimeoutMs = Number(process.env['GVMI_TEST_SNAPSHOT_SAVE_TIMEOUT_MS'] ?? bootTimeoutMs);
+        const saved = await saveVmState(launched.qmp, await snapshotTemporaryPath(key), snapshotStatePath(key), qemuUser, saveTimeoutMs);
         snapshot = { ...snapshot, bytes: saved.bytes, saveMs: saved.ms };
         logger.debug({ key, ...saved }, 'snapshot saved');
         await describeSnapshot(key, { image: imagePath, runtime: runtime.runtimeHash, memoryMiB, cpus, accelerator: accelerator.accel, savedAt: new Date().toISOString(), ...saved }).catch(() => {});
-        void pruneSnapshots().catch(() => {});
+        void pruneSnapshots(undefined, key).catch(() => {});
       } catch (error) {
         logger.warn({ error }, 'saving a snapshot failed; this VM runs on');
         snapshot = { use: 'failed', key, reason: (error as Error).message };
@@ -164,7 +178,7 @@ export async function startVm(options: StartVmOptions): Promise<StartedVm> {
       launched.qmp.close();
       // The guest was paused while its state was written: its clock is behind, and it shares its
       // random state with every VM that will be restored from the snapshot.
-      await client.resumed(BigInt(Date.now()) * 1_000_000n, randomBytes(64));
+      await refreshGuest(client);
     }
 
     // Sent back to back: the agent mounts them in order, and no round trip waits on another.

@@ -175,6 +175,11 @@ static void test_resumed(void) {
     b_u8(&s, SUB_RESUMED_ENTROPY); b_u64(&s, 4); memcpy(s.buf + s.len, "abcd", 4); s.len += 4;
     b_u8(&s, 0);
     CHECK(wire_parse_request(s.buf, s.len, &req, &used, &err) == PARSE_INVALID && err == EINVAL && req.id == 14);
+    /* Too much is refused from the length alone, before the data has arrived. */
+    struct builder l = {{0}, 0};
+    b_u64(&l, 15); b_u8(&l, MSG_RESUMED);
+    b_u8(&l, SUB_RESUMED_ENTROPY); b_u64(&l, PROTO_MAX_ENTROPY + 1);
+    CHECK(wire_parse_request(l.buf, l.len, &req, &used, &err) == PARSE_INVALID && err == EINVAL && req.id == 15);
 }
 
 int main(void) {

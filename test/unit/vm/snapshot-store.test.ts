@@ -1,8 +1,8 @@
-import { mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rename, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { findSnapshot, pruneSnapshots, snapshotKey, type SnapshotKeyInputs } from '../../../src/vm/snapshot-store.js';
+import { discardSnapshot, findSnapshot, pruneSnapshots, snapshotKey, type SnapshotKeyInputs } from '../../../src/vm/snapshot-store.js';
 
 const base: SnapshotKeyInputs = {
   imageDigest: 'a'.repeat(64),
@@ -20,6 +20,7 @@ describe('snapshotKey', () => {
       { ...base, kernelHash: 'k2' },
       { ...base, initHash: 'i2' },
       { ...base, qemuIdentity: '/usr/bin/qemu-system-x86_64:124:456' },
+      { ...base, hostCpu: 'GenuineIntel Xeon fpu vme avx2 6.1.0' },
       { ...base, args: ['-m', '1024M', '-smp', '1', '-append', 'console=ttyS0 hostname=golem'] },
       { ...base, args: ['-m', '512M', '-smp', '1', '-append', 'console=ttyS0 hostname=other'] },
     ];
@@ -30,15 +31,24 @@ describe('snapshotKey', () => {
 
 describe('the snapshot directory', () => {
   let dir: string;
-  const saved = process.env['GVMI_TEST_SNAPSHOT_DIR'];
+  let cache: string;
+  const saved = { dir: process.env['GVMI_TEST_SNAPSHOT_DIR'], cache: process.env['GVMI_TEST_CACHE'] };
+  const restore = (name: string, value: string | undefined): void => {
+    if (value === undefined) delete process.env[name];
+    else process.env[name] = value;
+  };
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'gvmi-snapshots-unit-'));
+    // Pruning also drops old memos from the cache: never the user's real one.
+    cache = await mkdtemp(join(tmpdir(), 'gvmi-cache-unit-'));
     process.env['GVMI_TEST_SNAPSHOT_DIR'] = dir;
+    process.env['GVMI_TEST_CACHE'] = cache;
   });
   afterEach(async () => {
-    if (saved === undefined) delete process.env['GVMI_TEST_SNAPSHOT_DIR'];
-    else process.env['GVMI_TEST_SNAPSHOT_DIR'] = saved;
+    restore('GVMI_TEST_SNAPSHOT_DIR', saved.dir);
+    restore('GVMI_TEST_CACHE', saved.cache);
     await rm(dir, { recursive: true, force: true });
+    await rm(cache, { recursive: true, force: true });
   });
 
   async function state(key: string, mib: number, ageSeconds: number): Promise<void> {
@@ -51,7 +61,7 @@ describe('the snapshot directory', () => {
   it('finds saved states, not empty or missing ones', async () => {
     await state('full', 1, 0);
     await writeFile(join(dir, 'empty.state'), '');
-    expect(await findSnapshot('full')).toBe(join(dir, 'full.state'));
+    expect((await findSnapshot('full'))?.path).toBe(join(dir, 'full.state'));
     expect(await findSnapshot('empty')).toBeUndefined();
     expect(await findSnapshot('missing')).toBeUndefined();
   });
@@ -63,6 +73,38 @@ describe('the snapshot directory', () => {
     await findSnapshot('old'); // used just now: now the most recent
     expect(await pruneSnapshots(5 * 1024 * 1024)).toEqual(['middle']);
     expect((await readdir(dir)).sort()).toEqual(['new.json', 'new.state', 'old.json', 'old.state']);
+  });
+
+  it('never prunes the state just saved, even over budget', async () => {
+    await state('older', 2, 100);
+    await state('just-saved', 3, 0);
+    expect(await pruneSnapshots(1024 * 1024, 'just-saved')).toEqual(['older']);
+    expect(await findSnapshot('just-saved')).toBeDefined();
+  });
+
+  it('discards only the file it was told about: a state renamed over the path meanwhile stays', async () => {
+    await state('k', 1, 0);
+    const seen = (await findSnapshot('k'))!;
+    // Another process saves a new state meanwhile: written aside, renamed over (a new inode).
+    await writeFile(join(dir, 'k.state.new'), 'x');
+    await rename(join(dir, 'k.state.new'), join(dir, 'k.state'));
+    await discardSnapshot('k', seen);
+    expect(await readdir(dir)).toContain('k.state');
+    await discardSnapshot('k', (await findSnapshot('k'))!);
+    expect(await readdir(dir)).toEqual([]);
+  });
+
+  it('drops old memos from the cache, keeps fresh ones', async () => {
+    for (const sub of ['digests', 'shadowed']) {
+      await mkdir(join(cache, sub));
+      await writeFile(join(cache, sub, 'old'), 'x');
+      const longAgo = new Date(Date.now() - 40 * 24 * 3600 * 1000);
+      await utimes(join(cache, sub, 'old'), longAgo, longAgo);
+      await writeFile(join(cache, sub, 'fresh'), 'x');
+    }
+    await pruneSnapshots();
+    expect(await readdir(join(cache, 'digests'))).toEqual(['fresh']);
+    expect(await readdir(join(cache, 'shadowed'))).toEqual(['fresh']);
   });
 
   it('removes temporary files a killed save left behind, but not one being written', async () => {
