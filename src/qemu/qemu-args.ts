@@ -30,10 +30,18 @@ export interface QemuSpec {
 /** TCG's translation cache, MiB: the default (1 GiB with big guests) is wasted on short runs. */
 export const TCG_TB_SIZE_MIB = 64;
 
+/**
+ * Under TCG, without ERMS/FSRM ("fast rep movsb"): with them the guest kernel copies and clears
+ * memory with `rep movsb`/`rep stosb`, which TCG runs one byte per iteration, and glibc picks the
+ * same for large copies. Measured here: in-guest copies ×4 and stdout to the host ×3.7 faster
+ * without. Under KVM the real CPU runs them natively, so the guest keeps them.
+ */
+export const TCG_CPU = 'max,-erms,-fsrm';
+
 export function machineArgs(a: Accelerator): string[] {
   const accel = a.accel === 'kvm' ? ['-accel', 'kvm'] : ['-accel', `tcg,tb-size=${TCG_TB_SIZE_MIB}`];
   // -cpu max, not host: ya-runtime-vm #127, `-cpu host` panics nested guests.
-  return ['-M', 'microvm,acpi=off', ...accel, '-cpu', 'max'];
+  return ['-M', 'microvm,acpi=off', ...accel, '-cpu', a.accel === 'kvm' ? 'max' : TCG_CPU];
 }
 
 export function resourceArgs(memoryMiB: number, cpus: number): string[] {
