@@ -3,7 +3,7 @@
  * of output. The harness stays responsive, reports what happened, and leaks nothing.
  */
 import { execFileSync } from 'node:child_process';
-import { chmod, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
@@ -103,27 +103,35 @@ describe('faults', () => {
 describe('no leaks', () => {
   // Only what this test process owns: other test files boot VMs in parallel workers.
   let privateTmp = '';
-  async function census(): Promise<{ fds: number; children: number; tmp: number }> {
+  /** Named, so that a failure says what was left. */
+  async function census(): Promise<{ fds: number; children: string[]; tmp: string[] }> {
     const fds = (await readdir('/proc/self/fd')).length;
-    let children = 0;
+    const children: string[] = [];
     for (const pid of (await readdir('/proc')).filter((n) => /^\d+$/.test(n))) {
       const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === process.pid) children++;
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === process.pid) children.push(stat.slice(0, stat.lastIndexOf(')') + 1));
     }
-    const tmp = privateTmp ? (await readdir(privateTmp)).length : 0;
+    const tmp = privateTmp ? await readdir(privateTmp) : [];
     return { fds, children, tmp };
   }
 
   it(`${HEAVY ? 200 : 12} sequential VMs and ${HEAVY ? '8 × 100' : '4 × 25'} concurrent execs leave no fds, processes or temp dirs`, async () => {
     privateTmp = await mkdtemp(join(tmpdir(), 'gvmi-leak-'));
     await chmod(privateTmp, 0o711);
+    // A snapshot directory of its own: the first VM boots and saves, the others restore, so both
+    // paths (QMP, the migration socket's directory, the state fd) are counted.
+    const snapshots = await mkdtemp(join(tmpdir(), 'gvmi-leak-snapshots-'));
+    process.env['GVMI_TEST_SNAPSHOT_DIR'] = snapshots;
     const savedTmp = process.env['TMPDIR'];
     process.env['TMPDIR'] = privateTmp;
     const before = await census();
+    const uses: string[] = [];
     for (let i = 0; i < (HEAVY ? 200 : 12); i++) {
       await using vm = await startVm({ image: inject('tinyImage') });
+      uses.push(vm.info.snapshot.use);
       expect((await vm.exec(['true'])).exitCode).toBe(0);
     }
+    expect(uses.slice(0, 2)).toEqual(['saved', 'restored']);
     const n = HEAVY ? 8 : 4;
     const vms = await Promise.all(Array.from({ length: n }, () => startVm({ image: inject('tinyImage'), bootTimeoutMs: 300_000 })));
     try {
@@ -137,8 +145,10 @@ describe('no leaks', () => {
     const after = await census();
     if (savedTmp === undefined) delete process.env['TMPDIR'];
     else process.env['TMPDIR'] = savedTmp;
+    delete process.env['GVMI_TEST_SNAPSHOT_DIR'];
+    await rm(snapshots, { recursive: true, force: true });
     expect(after.fds).toBeLessThanOrEqual(before.fds);
-    expect(after.children).toBe(0);
-    expect(after.tmp).toBe(0);
+    expect(after.children).toEqual([]);
+    expect(after.tmp).toEqual([]);
   }, HEAVY ? 1_800_000 : 300_000);
 });
