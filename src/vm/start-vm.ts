@@ -149,10 +149,11 @@ export async function startVm(options: StartVmOptions): Promise<StartedVm> {
         snapshot = { use: 'restored', key };
       } catch (error) {
         if (options.signal?.aborted) throw error;
-        // QEMU exiting means it could not load the state (corrupt, or from an incompatible host):
-        // that file is dropped, unless another process has already put a new one in its place.
-        // A slow answer (a loaded host) or a file pruned meanwhile says nothing against the state.
-        const unloadable = error instanceof GvmiTestError && error.code === 'vm.boot-failed';
+        // QEMU exiting means it could not load the state (corrupt, or from an incompatible host),
+        // and a guest refusing RESUMED cannot be used either: that file is dropped, unless another
+        // process has already put a new one in its place. A slow answer (a loaded host) or a file
+        // pruned meanwhile says nothing against the state.
+        const unloadable = error instanceof GvmiTestError && (error.code === 'vm.boot-failed' || error.code === 'agent.request-failed');
         logger.warn({ error, key }, 'restoring the snapshot failed; booting instead');
         if (unloadable) await discardSnapshot(key, found);
         snapshot = { use: 'saved', key, replaced: (error as Error).message };
