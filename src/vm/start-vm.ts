@@ -22,6 +22,7 @@ import { describeSnapshot, discardSnapshot, findSnapshot, pruneSnapshots, snapsh
 import { StartedVm, type SnapshotUse } from './started-vm.js';
 import { shadowedPaths } from './shadowed-paths.js';
 import { snapshotsWanted } from './snapshot-settings.js';
+import { warmUpImageShell } from './warm-up.js';
 import { planVolumes } from './volumes.js';
 
 export interface StartVmOptions {
@@ -166,6 +167,7 @@ export async function startVm(options: StartVmOptions): Promise<StartedVm> {
     if (key && launched.qmp && snapshot.use === 'saved') {
       // Saved before any volume is mounted: QEMU refuses to migrate with a 9p export in use.
       try {
+        await warmUpImageShell(client, image.metadata.env);
         const saveTimeoutMs = Number(process.env['GVMI_TEST_SNAPSHOT_SAVE_TIMEOUT_MS'] ?? bootTimeoutMs);
         const saved = await saveVmState(launched.qmp, await snapshotTemporaryPath(key), snapshotStatePath(key), qemuUser, saveTimeoutMs);
         snapshot = { ...snapshot, bytes: saved.bytes, saveMs: saved.ms };

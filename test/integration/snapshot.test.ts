@@ -88,6 +88,25 @@ describe('snapshot fast start', () => {
     await rm(input, { recursive: true, force: true });
   });
 
+  it('the shell run to warm the snapshot leaves nothing behind; an image without /bin/sh snapshots too', async () => {
+    await withVm({ image }, async () => {});
+    await withVm({ image }, async (vm) => {
+      expect(vm.info.snapshot.use).toBe('restored');
+      const ps = (await vm.exec(['/bin/ps', '-o', 'args'])).stdout;
+      expect(ps).not.toMatch(/sh -c :/);
+    });
+    const rootfs = join(work, 'rootfs-no-sh');
+    await cp(inject('tinyRootfs'), rootfs, { recursive: true, verbatimSymlinks: true });
+    await rm(join(rootfs, 'bin/sh'));
+    const noShell = join(work, 'no-sh.gvmi');
+    await buildImage({ source: rootfs, output: noShell, ...TINY_IMAGE_SETTINGS });
+    await withVm({ image: noShell }, async (vm) => expect(vm.info.snapshot.use).toBe('saved'));
+    await withVm({ image: noShell }, async (vm) => {
+      expect(vm.info.snapshot.use).toBe('restored');
+      expect((await vm.exec(['/bin/busybox', 'echo', 'no shell needed'])).stdout).toBe('no shell needed\n');
+    });
+  });
+
   it("a restored VM takes the host's clock, not the snapshot's", async () => {
     await withVm({ image }, async () => {});
     // Without the refresh, the guest clock would resume where the snapshot stopped: 4 s behind.
