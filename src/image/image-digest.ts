@@ -3,16 +3,15 @@
  * does: a snapshot must never be restored over a different image at the same path, yet hashing a
  * large image on every start would cost more than the snapshot saves.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { cacheDir } from '../cache-dir.js';
+import { stat } from 'node:fs/promises';
+import { memoPath, readMemo, writeMemo } from '../memo.js';
 
 const RACY_MS = 2000;
 
-function statKey(st: { dev: number; ino: number; size: number; mtimeMs: number; ctimeMs: number }, path: string): string {
-  return createHash('sha256').update(JSON.stringify([path, st.dev, st.ino, st.size, st.mtimeMs, st.ctimeMs])).digest('hex').slice(0, 32);
+function statKey(st: { dev: number; ino: number; size: number; mtimeMs: number; ctimeMs: number }, path: string): unknown[] {
+  return [path, st.dev, st.ino, st.size, st.mtimeMs, st.ctimeMs];
 }
 
 export async function hashFile(path: string): Promise<string> {
@@ -23,20 +22,14 @@ export async function hashFile(path: string): Promise<string> {
 
 export async function imageDigest(path: string): Promise<string> {
   const before = await stat(path);
-  const memoDir = join(cacheDir(), 'digests');
-  const memo = join(memoDir, statKey(before, path));
-  const remembered = await readFile(memo, 'utf8').catch(() => undefined);
+  const memo = memoPath('digests', statKey(before, path));
+  const remembered = await readMemo(memo);
   if (remembered && /^[0-9a-f]{64}$/.test(remembered)) return remembered;
   const digest = await hashFile(path);
   const after = await stat(path);
   // Changed while being read: the digest describes neither version. Written in the last moments:
   // a rewrite within the same timestamp tick would go unseen ("racy git"). Neither is remembered.
-  if (statKey(after, path) !== statKey(before, path) || Date.now() - after.mtimeMs < RACY_MS) return digest;
-  // Remembering is an optimisation: a read-only cache must not fail the caller.
-  const temporary = `${memo}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
-  await mkdir(memoDir, { recursive: true })
-    .then(() => writeFile(temporary, digest))
-    .then(() => rename(temporary, memo))
-    .catch(() => rm(temporary, { force: true }).catch(() => {}));
+  const unchanged = JSON.stringify(statKey(after, path)) === JSON.stringify(statKey(before, path));
+  if (unchanged && Date.now() - after.mtimeMs >= RACY_MS) await writeMemo(memo, digest);
   return digest;
 }

@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { dir as tempDir } from 'tmp-promise';
 import { GvmiTestError } from '../errors.js';
+import { escapeOption } from './qemu-args.js';
 import type { QmpClient } from './qmp-client.js';
 import type { QemuUser } from './qemu-user.js';
 
@@ -29,7 +30,7 @@ export function incomingArgs(): string[] {
 
 /** QMP on a socket we listen on (QEMU connects at start, as it does for the agent channel). */
 export function monitorArgs(socketPath: string): string[] {
-  return ['-chardev', `socket,id=qmp,path=${socketPath.replaceAll(',', ',,')}`, '-mon', 'chardev=qmp,mode=control'];
+  return ['-chardev', `socket,id=qmp,path=${escapeOption(socketPath)}`, '-mon', 'chardev=qmp,mode=control'];
 }
 
 export interface SavedState {

@@ -1,11 +1,10 @@
 /** Where the guest kernel and initramfs built by `make runtime` are, and QEMU itself. */
-import { createHash } from 'node:crypto';
-import { access, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { access, readFile, stat } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execFile } from 'node:child_process';
-import { cacheDir } from '../cache-dir.js';
+import { memoPath, readMemo, writeMemo } from '../memo.js';
 import { GvmiTestError } from '../errors.js';
 
 export interface RuntimeFiles {
@@ -83,13 +82,13 @@ let sandboxSupport: Promise<boolean> | undefined;
 export function qemuSupportsSandbox(qemu: string): Promise<boolean> {
   sandboxSupport ??= (async () => {
     const st = await stat(qemu).catch(() => undefined);
-    const memo = st && join(cacheDir(), 'qemu-probes', createHash('sha256').update(JSON.stringify([qemu, st.size, st.mtimeMs, st.ino])).digest('hex').slice(0, 32));
-    const remembered = memo ? await readFile(memo, 'utf8').catch(() => undefined) : undefined;
+    const memo = st && memoPath('qemu-probes', [qemu, st.size, st.mtimeMs, st.ino]);
+    const remembered = memo ? await readMemo(memo) : undefined;
     if (remembered === 'sandbox' || remembered === 'no-sandbox') return remembered === 'sandbox';
     const supported = await new Promise<boolean>((resolve) => {
       execFile(qemu, ['-help'], { timeout: 5000 }, (_error, stdout) => resolve(/^-sandbox /m.test(String(stdout))));
     });
-    if (memo) await mkdir(dirname(memo), { recursive: true }).then(() => writeFile(memo, supported ? 'sandbox' : 'no-sandbox')).catch(() => {});
+    if (memo) await writeMemo(memo, supported ? 'sandbox' : 'no-sandbox');
     return supported;
   })();
   return sandboxSupport;

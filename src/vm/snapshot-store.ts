@@ -6,7 +6,8 @@
  * so readers never see half a state; the least recently used ones are removed past a size budget.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { release } from 'node:os';
 import { join } from 'node:path';
 import { cacheDir } from '../cache-dir.js';
 
@@ -27,6 +28,19 @@ export interface SnapshotKeyInputs {
   qemuIdentity: string;
   /** The QEMU arguments with per-VM paths replaced by placeholders. */
   args: readonly string[];
+}
+
+/** The QEMU binary by path, size and mtime: a QEMU upgrade may change the state format. */
+export async function qemuIdentity(qemuPath: string): Promise<string> {
+  const st = await stat(qemuPath);
+  return `${qemuPath}:${st.size}:${st.mtimeMs}`;
+}
+
+/** The host CPU a KVM guest sees (-cpu max): a state saved on one CPU may not run on another. */
+export async function hostCpuIdentity(): Promise<string> {
+  const cpuinfo = await readFile('/proc/cpuinfo', 'utf8').catch(() => '');
+  const field = (name: string): string => new RegExp(`^${name}\\s*:\\s*(.*)$`, 'm').exec(cpuinfo)?.[1] ?? '';
+  return JSON.stringify([field('vendor_id'), field('model name'), field('flags'), release()]);
 }
 
 export function snapshotKey(inputs: SnapshotKeyInputs): string {
@@ -129,8 +143,8 @@ export async function pruneSnapshots(budgetBytes = snapshotBudgetBytes(), keep?:
     const st = await stat(join(dir, name)).catch(() => undefined);
     if (st && Date.now() - st.mtimeMs > STALE_TEMPORARY_MS) await rm(join(dir, name), { force: true });
   }
-  // Small memos keyed by image file or digest (image-digest.ts, shadowed-paths.ts): rebuilt on demand.
-  for (const memoDir of [join(cacheDir(), 'digests'), join(cacheDir(), 'shadowed')]) {
+  // Memos (memo.ts) of image digests, shadowed paths and QEMU probes: rebuilt on demand.
+  for (const memoDir of ['digests', 'shadowed', 'qemu-probes'].map((kind) => join(cacheDir(), kind))) {
     for (const name of await readdir(memoDir).catch(() => [] as string[])) {
       const st = await stat(join(memoDir, name)).catch(() => undefined);
       if (st && Date.now() - st.mtimeMs > MEMO_MAX_AGE_MS) await rm(join(memoDir, name), { force: true });

@@ -3,8 +3,6 @@
  * answers and every volume is mounted. Any failure on the way rolls everything back (QEMU killed,
  * temporary directories removed) and rethrows the first error.
  */
-import { readFile, stat } from 'node:fs/promises';
-import { release } from 'node:os';
 import { GvmiTestError } from '../errors.js';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
@@ -18,7 +16,7 @@ import { saveVmState } from '../qemu/migration.js';
 import { findQemu, findRuntime, qemuSupportsSandbox } from '../qemu/runtime-files.js';
 import { resolveQemuUser } from '../qemu/qemu-user.js';
 import { crashError, launchQemu, refreshGuest, type LaunchedQemu, type LaunchMode } from './launch-qemu.js';
-import { describeSnapshot, discardSnapshot, findSnapshot, pruneSnapshots, snapshotKey, snapshotStatePath, snapshotTemporaryPath } from './snapshot-store.js';
+import { describeSnapshot, discardSnapshot, findSnapshot, hostCpuIdentity, pruneSnapshots, qemuIdentity, snapshotKey, snapshotStatePath, snapshotTemporaryPath } from './snapshot-store.js';
 import { StartedVm, type SnapshotUse } from './started-vm.js';
 import { shadowedPaths } from './shadowed-paths.js';
 import { snapshotsWanted } from './snapshot-settings.js';
@@ -55,18 +53,6 @@ let vmCounter = 0;
 
 /** Stand-ins for the per-VM paths, so that two VMs of one configuration share a snapshot key. */
 const KEY_PLACEHOLDERS = { agentSocket: '<agent>', consoleLog: '<console>', image: '<image>', volume: '<volume>' };
-
-async function qemuIdentity(qemuPath: string): Promise<string> {
-  const st = await stat(qemuPath);
-  return `${qemuPath}:${st.size}:${st.mtimeMs}`;
-}
-
-/** The host CPU a KVM guest sees (-cpu max): a state saved on one CPU may not run on another. */
-async function hostCpuIdentity(): Promise<string> {
-  const cpuinfo = await readFile('/proc/cpuinfo', 'utf8').catch(() => '');
-  const field = (name: string): string => new RegExp(`^${name}\\s*:\\s*(.*)$`, 'm').exec(cpuinfo)?.[1] ?? '';
-  return JSON.stringify([field('vendor_id'), field('model name'), field('flags'), release()]);
-}
 
 export async function startVm(options: StartVmOptions): Promise<StartedVm> {
   const started = performance.now();

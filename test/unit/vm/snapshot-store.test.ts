@@ -95,7 +95,7 @@ describe('the snapshot directory', () => {
   });
 
   it('drops old memos from the cache, keeps fresh ones', async () => {
-    for (const sub of ['digests', 'shadowed']) {
+    for (const sub of ['digests', 'shadowed', 'qemu-probes']) {
       await mkdir(join(cache, sub));
       await writeFile(join(cache, sub, 'old'), 'x');
       const longAgo = new Date(Date.now() - 40 * 24 * 3600 * 1000);
@@ -105,6 +105,7 @@ describe('the snapshot directory', () => {
     await pruneSnapshots();
     expect(await readdir(join(cache, 'digests'))).toEqual(['fresh']);
     expect(await readdir(join(cache, 'shadowed'))).toEqual(['fresh']);
+    expect(await readdir(join(cache, 'qemu-probes'))).toEqual(['fresh']);
   });
 
   it('removes temporary files a killed save left behind, but not one being written', async () => {
