@@ -82,7 +82,8 @@ export async function startVm(options: StartVmOptions): Promise<StartedVm> {
     const privateDir = await tempDir({ prefix: 'gvmi-vm-', unsafeCleanup: true, mode: 0o700 });
     cleanups.push(() => privateDir.cleanup());
     const planned = await planVolumes(image.metadata.volumes, options.volumes, qemuUser);
-    cleanups.push(() => (keepVolumes ? Promise.resolve() : planned.cleanup()));
+    // Run once QEMU is gone (cleanups run in reverse): bound directories go back to their owners.
+    cleanups.push(() => planned.cleanup({ keepTemporaries: keepVolumes }));
 
     // Read while the VM boots.
     const shadowed = shadowedPaths(imagePath, image.metadata, planned.mounts.map((m) => m.guestPath), digest).catch(() => [] as string[]);

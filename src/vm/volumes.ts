@@ -1,13 +1,15 @@
 /**
  * The VM's volumes: each VOLUME of the image gets an empty host directory (a fresh temporary one
  * unless the caller binds its own), exported over 9p as tag mnt<k> and mounted over the image's
- * content, as on a provider.
+ * content, as on a provider. Directories handed to QEMU's user are given back at cleanup
+ * (volume-handback.ts): a caller's directory is never left to `nobody`.
  */
 import { chown, mkdir, realpath, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { dir as tempDir, type DirectoryResult } from 'tmp-promise';
 import { normaliseVolumePath } from '../image/container-config.js';
 import { GvmiTestError } from '../errors.js';
+import { handBack, recordOwnership, type OriginalOwnership } from './volume-handback.js';
 
 export interface VolumeMount {
   guestPath: string;
@@ -19,7 +21,12 @@ export interface VolumeMount {
 
 export interface PlannedVolumes {
   mounts: VolumeMount[];
-  cleanup: () => Promise<void>;
+  /**
+   * Gives every directory handed to QEMU's user back to its owner (the caller's with what the
+   * guest wrote in them; kept temporaries to us) and removes the temporaries unless kept.
+   * Call it once QEMU has exited.
+   */
+  cleanup: (options?: { keepTemporaries?: boolean }) => Promise<void>;
 }
 
 /**
@@ -43,8 +50,19 @@ export async function planVolumes(
   const guestPaths = [...new Set([...imageVolumes.map(normaliseVolumePath), ...bound.keys()])].sort();
   const temporaries: DirectoryResult[] = [];
   const mounts: VolumeMount[] = [];
-  const cleanup = async (): Promise<void> => {
-    await Promise.all(temporaries.map((t) => t.cleanup().catch(() => {})));
+  /** By host path: one directory bound twice is recorded before it is first handed over. */
+  const handedOver = new Map<string, { original: OriginalOwnership; temporary: boolean }>();
+  const cleanup = async (options: { keepTemporaries?: boolean } = {}): Promise<void> => {
+    const failures: unknown[] = [];
+    if (owner) {
+      // Deepest first: a directory bound inside another gets its guest files, not the outer's owner.
+      const survivors = [...handedOver.values()].filter((h) => !h.temporary || options.keepTemporaries);
+      for (const { original } of survivors.sort((a, b) => b.original.path.length - a.original.path.length)) {
+        await handBack(original, owner.uid).catch((error: unknown) => failures.push(error));
+      }
+    }
+    if (!options.keepTemporaries) await Promise.all(temporaries.map((t) => t.cleanup().catch(() => {})));
+    if (failures.length > 0) throw failures[0];
   };
   try {
     for (const [k, guestPath] of guestPaths.entries()) {
@@ -55,6 +73,7 @@ export async function planVolumes(
         hostPath = await realpath(t.path);
       }
       if (owner) {
+        if (!handedOver.has(hostPath)) handedOver.set(hostPath, { original: await recordOwnership(hostPath), temporary: !bound.has(guestPath) });
         await chown(hostPath, owner.uid, owner.gid);
         await assertReachable(hostPath, owner.uid);
       }
