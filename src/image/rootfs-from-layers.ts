@@ -63,6 +63,20 @@ export async function feed(input: Readable, extract: tar.Extract, done: Promise<
   await done;
 }
 
+/**
+ * A whiteout deletes one entry of its own directory. `.wh.`, `.wh..` and `.wh...` would name the
+ * directory itself or its parent — for a whiteout at the top of a layer, the directory holding
+ * the root filesystem — so they are refused rather than resolved.
+ */
+function checkWhiteoutTarget(name: string): void {
+  const target = name.slice(name.lastIndexOf('/') + 1).slice(WHITEOUT_PREFIX.length);
+  if (target === '' || target === '.' || target === '..') {
+    throw new GvmiTestError('build.path-escape', `layer entry ${JSON.stringify(name)} is a whiteout of ${JSON.stringify(target)}, not of an entry in its directory`, {
+      hint: 'the archive is malformed or hostile; it was not extracted',
+    });
+  }
+}
+
 function quote(path: string): string {
   return `"${path.replace(/(["\\])/g, '\\$1')}"`;
 }
@@ -125,6 +139,7 @@ export class RootfsBuilder {
     const name = normaliseEntryName(header.name);
     const parts = name === '' ? [] : name.split('/');
     const base = parts.pop() ?? '';
+    if (base !== OPAQUE_MARKER && base.startsWith(WHITEOUT_PREFIX)) checkWhiteoutTarget(name);
     const parent = await this.scoped(parts.join('/'), true);
     await mkdir(parent, { recursive: true, mode: 0o755 });
 
