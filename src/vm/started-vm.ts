@@ -2,8 +2,6 @@
  * A booted VM: run commands, move files through volumes, read stats, stop. `await using vm =
  * await startVm(...)` stops it at the end of the scope.
  */
-import { readdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { QemuProcess } from '../qemu/qemu-process.js';
 import type { Logger } from 'pino';
 import type { AgentClient, AgentStats, UpperUsageEntry } from '../agent/agent-client.js';
@@ -13,7 +11,7 @@ import type { ImageMetadata } from '../image/container-config.js';
 import type { Accelerator } from '../qemu/accelerator.js';
 import { consoleTail, readConsole } from './console-log.js';
 import { GuestProcess, type ExecResult } from './guest-process.js';
-import { downloadFromVolume, uploadToVolume, type DownloadReport } from './transfer.js';
+import { downloadFromVolume, emptyVolume, uploadToVolume, type DownloadOptions, type DownloadReport } from './transfer.js';
 import type { VolumeMount } from './volumes.js';
 import type { Finding } from '../diagnostics/finding.js';
 import type { VmLike } from './vm-like.js';
@@ -240,9 +238,7 @@ export class StartedVm implements VmLike {
     const running = [...this.processes.values()];
     await Promise.all(running.map((p) => p.kill('SIGKILL').catch(() => {})));
     await Promise.all(running.map((p) => p.wait().catch(() => {})));
-    for (const v of this.volumes) {
-      for (const name of await readdir(v.hostPath)) await rm(join(v.hostPath, name), { recursive: true, force: true });
-    }
+    for (const v of this.volumes) await emptyVolume(v);
   }
 
   async upload(hostPath: string, guestPath: string): Promise<void> {
@@ -250,9 +246,9 @@ export class StartedVm implements VmLike {
     await uploadToVolume(this.volumes, hostPath, guestPath);
   }
 
-  async download(guestPath: string, hostPath: string): Promise<DownloadReport> {
+  async download(guestPath: string, hostPath: string, options: DownloadOptions = {}): Promise<DownloadReport> {
     this.assertUsable();
-    return downloadFromVolume(this.volumes, guestPath, hostPath);
+    return downloadFromVolume(this.volumes, guestPath, hostPath, options);
   }
 
   async stats(): Promise<VmStats> {

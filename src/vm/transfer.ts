@@ -1,16 +1,27 @@
 /**
  * Files in and out of a VM the way a requestor's transfer works on a provider: only paths under a
  * volume (the longest matching one), read and written on the host side of the volume directory,
- * never through the guest. The guest controls what is in that directory, so nothing here follows
- * a guest-made symlink out of it, writes through one, or brings back setuid bits.
+ * never through the guest.
+ *
+ * Threat model: the guest owns what is in its volume directories and changes it while we copy
+ * (a file swapped for a symlink between our look and our open, a directory for a link between two
+ * steps). So every step on either side is descriptor-relative and never follows a link
+ * (PinnedDir): a guest-made link comes back as a link, is replaced rather than written through,
+ * and a swap makes a transfer fail instead of reaching outside the volume. We take no more
+ * rights than QEMU's user has there: a volume file that user could not read is not read for it,
+ * and what we write into a volume belongs to that user, as a provider's files do. On the host side,
+ * nothing below the destination's root is followed either (a link left by an earlier download is
+ * replaced), setuid/setgid bits never come back, and a host symlink is never uploaded as the
+ * file it names.
  */
-import { execFile } from 'node:child_process';
-import { chmod, copyFile, cp, lchown, lstat, mkdir, readdir, readlink, stat, symlink, unlink } from 'node:fs/promises';
-import { promisify } from 'node:util';
-import { dirname, join, posix } from 'node:path';
+import { spawn } from 'node:child_process';
+import { constants, type Stats } from 'node:fs';
+import { chown, lchown, mkdir, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, posix, relative as relativePath, resolve } from 'node:path';
 import { GvmiTestError } from '../errors.js';
 import { volumeOf } from '../diagnostics/static-findings.js';
-import { resolveInRoot, ScopedPathError } from '../image/scoped-path.js';
+import { splitPath } from '../image/scoped-path.js';
+import { PinnedDir, PinnedEntry, UnsafeEntryError } from './pinned-dir.js';
 import type { VolumeMount } from './volumes.js';
 
 export interface Located {
@@ -37,99 +48,403 @@ export function locateInVolumes(mounts: readonly VolumeMount[], guestPath: strin
   return { mount, relative };
 }
 
-async function scoped(mount: VolumeMount, relative: string, followFinal: boolean): Promise<string> {
+const MAX_SYMLINK_HOPS = 40;
+const COPY_CHUNK_BYTES = 1 << 20;
+
+/** Whose rights a transfer in a volume has: QEMU's user's, when we are root and it is not. */
+interface VolumeRights {
+  uid: number;
+  gid: number;
+}
+
+function rightsIn(root: PinnedDir): VolumeRights | undefined {
+  if (process.getuid?.() !== 0 || root.stats.uid === 0) return undefined;
+  return { uid: root.stats.uid, gid: root.stats.gid };
+}
+
+/** Whether `rights` allow `want` (bits of r=4, w=2, x=1) on an inode with these stats. */
+function allowed(st: Stats, rights: VolumeRights | undefined, want: number): boolean {
+  if (!rights) return true;
+  const bits = st.uid === rights.uid ? (st.mode >> 6) & 7 : st.gid === rights.gid ? (st.mode >> 3) & 7 : st.mode & 7;
+  return (bits & want) === want;
+}
+
+function escapeError(where: string, error: unknown): GvmiTestError {
+  return new GvmiTestError('transfer.escape', `${where}: ${(error as Error).message} (the volume changed while it was being copied, or holds a link where a directory is needed)`, { cause: error });
+}
+
+/** Closes every directory opened on the way, but the one returned. */
+async function closeAll(dirs: readonly PinnedDir[], keep?: PinnedDir): Promise<void> {
+  for (const d of dirs) if (d !== keep) await d.close();
+}
+
+/**
+ * Walks `relative` below a volume root the way the guest resolves it: links in the middle are
+ * followed but never out of the root (an absolute target restarts at the root, `..` stops at
+ * it), the last component is left as is. With `create`, missing directories are made (owned by
+ * QEMU's user). Returns the parent directory and the last name (undefined for the root itself).
+ */
+async function walkVolume(root: PinnedDir, relative: string, create: VolumeRights | 'no' | undefined): Promise<{ parent: PinnedDir; name: string | undefined }> {
+  let pending = splitPath(relative);
+  const stack: PinnedDir[] = [root];
+  let hops = 0;
+  const opened: PinnedDir[] = [];
   try {
-    return await resolveInRoot(mount.hostPath, relative, followFinal);
+    while (pending.length > 1 || pending[0] === '..') {
+      const component = pending.shift()!;
+      const top = stack[stack.length - 1]!;
+      if (component === '..') {
+        if (stack.length > 1) stack.pop();
+        continue;
+      }
+      const entry = await top.entry(component);
+      const st = entry?.stats;
+      await entry?.close();
+      if (st?.isSymbolicLink()) {
+        if (++hops > MAX_SYMLINK_HOPS) throw new UnsafeEntryError(component, 'too many symlinks');
+        const target = await top.readlink(component);
+        if (target.startsWith('/')) stack.length = 1;
+        pending = [...splitPath(target), ...pending];
+        continue;
+      }
+      let next: PinnedDir;
+      if (!st) {
+        if (create === 'no') throw new GvmiTestError('transfer.failed', `${component}: no such directory in the volume`);
+        const made = await top.ensureDir(component);
+        next = made.dir;
+        if (made.created && create) await chown(`/proc/self/fd/${next.fd}`, create.uid, create.gid);
+      } else {
+        const dir = await top.dir(component);
+        if (!dir) throw new UnsafeEntryError(component, `${component} vanished`);
+        next = dir;
+      }
+      opened.push(next);
+      stack.push(next);
+    }
+    const parent = stack[stack.length - 1]!;
+    await closeAll(opened, parent);
+    return { parent, name: pending[0] };
   } catch (error) {
-    if (error instanceof ScopedPathError) throw new GvmiTestError('transfer.escape', `${mount.guestPath}/${relative}: ${error.message}`);
+    await closeAll(opened);
     throw error;
   }
 }
 
-/** Copies a host file or directory to `guestPath` (under a volume). */
-export async function uploadToVolume(mounts: readonly VolumeMount[], hostSource: string, guestPath: string): Promise<string> {
-  const { mount, relative } = locateInVolumes(mounts, guestPath);
-  const source = await lstat(hostSource).catch((cause: unknown) => {
-    throw new GvmiTestError('transfer.failed', `cannot read ${hostSource}: ${(cause as NodeJS.ErrnoException).code}`, { cause });
-  });
-  if (relative === '' && !source.isDirectory()) {
-    throw new GvmiTestError('transfer.failed', `${guestPath} is a volume root; upload a file to a path below it`);
+/** Copies the content of one open regular file to another, keeping holes of a sparse file. */
+async function copyData(from: FileHandle, to: FileHandle, st: Stats): Promise<void> {
+  if (st.blocks * 512 < st.size) {
+    // A guest can make a 1 TB file that holds nothing: GNU cp finds the data with SEEK_DATA and
+    // SEEK_HOLE (Node has no lseek). It gets both files as descriptors, never by name.
+    await new Promise<void>((resolvePromise, reject) => {
+      const child = spawn('cp', ['--sparse=always', '--no-preserve=all', '--', '/dev/stdin', '/dev/stdout'], { stdio: [from.fd, to.fd, 'pipe'] });
+      let stderr = '';
+      child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+      child.once('error', reject);
+      child.once('close', (code) => (code === 0 ? resolvePromise() : reject(new Error(`cp: ${stderr.trim() || `exit ${code}`}`))));
+    });
+    return;
   }
-  const target = await scoped(mount, relative, false);
-  await mkdir(dirname(target), { recursive: true });
-  const existing = await lstat(target).catch(() => undefined);
-  // A link the guest planted at the destination is replaced, never written through.
-  if (existing?.isSymbolicLink()) await unlink(target);
-  if (source.isDirectory()) await cp(hostSource, target, { recursive: true, force: true, verbatimSymlinks: true });
-  else await copyFile(hostSource, target);
-  await giveToVolumeOwner(mount.hostPath, target);
-  return target;
+  const buffer = Buffer.allocUnsafe(COPY_CHUNK_BYTES);
+  for (;;) {
+    const { bytesRead } = await from.read(buffer, 0, buffer.length, null);
+    if (bytesRead === 0) return;
+    let written = 0;
+    while (written < bytesRead) written += (await to.write(buffer, written, bytesRead - written)).bytesWritten;
+  }
 }
 
-/**
- * On a provider the requestor's files are written by the user QEMU runs as, so the guest may
- * change them. When we are root and QEMU is not, hand uploads (and directories made for them)
- * to the volume directory's owner.
- */
-async function giveToVolumeOwner(volumeRoot: string, target: string): Promise<void> {
-  if (process.getuid?.() !== 0) return;
-  const { uid, gid } = await stat(volumeRoot);
-  if (uid === 0) return;
-  const walk = async (path: string): Promise<void> => {
-    await lchown(path, uid, gid);
-    const st = await lstat(path);
-    if (st.isDirectory()) for (const name of await readdir(path)) await walk(join(path, name));
-  };
-  await walk(target);
-  for (let dir = dirname(target); dir.startsWith(`${volumeRoot}/`); dir = dirname(dir)) await lchown(dir, uid, gid);
-}
-
-/**
- * Copies a sparse file keeping its holes: GNU cp finds the data with SEEK_DATA/SEEK_HOLE, where
- * reading through the holes would take minutes for a file of terabytes.
- */
-async function copySparse(source: string, target: string): Promise<void> {
-  await promisify(execFile)('cp', ['--sparse=always', '--no-preserve=all', '--', source, target]);
+/** Makes room for a new entry `name` in `dir`: a link or file there goes, a directory stays (and is an error unless wanted). */
+async function clearForEntry(dir: PinnedDir, name: string, want: 'file' | 'dir' | 'link'): Promise<void> {
+  const existing = await dir.lstat(name);
+  if (!existing) return;
+  if (existing.isDirectory()) {
+    if (want === 'dir') return;
+    throw new GvmiTestError('transfer.failed', `${dir.label}/${name} exists and is a directory`);
+  }
+  if (want === 'file' && existing.isFile()) return; // truncated in place, as cp does
+  await dir.unlink(name);
 }
 
 export interface DownloadReport {
   files: number;
   symlinks: number;
-  /** Device nodes, fifos, sockets: not copied. */
+  /** Device nodes, fifos, sockets: not copied. Also entries that changed while being copied. */
   skipped: string[];
 }
 
-async function copyOut(source: string, target: string, report: DownloadReport): Promise<void> {
-  const st = await lstat(source);
-  if (st.isSymbolicLink()) {
-    await unlink(target).catch(() => {});
-    await symlink(await readlink(source), target);
-    report.symlinks++;
-  } else if (st.isFile()) {
-    const existing = await lstat(target).catch(() => undefined);
-    if (existing?.isSymbolicLink()) await unlink(target);
-    // A guest can make a 1 TB file that holds nothing: copy it with its holes, not its zeros.
-    if (st.blocks * 512 < st.size) await copySparse(source, target);
-    else await copyFile(source, target);
-    await chmod(target, st.mode & 0o777); // setuid/setgid/sticky never reach the host
-    report.files++;
-  } else if (st.isDirectory()) {
-    await mkdir(target, { recursive: true });
-    for (const name of await readdir(source)) await copyOut(join(source, name), join(target, name), report);
-  } else {
-    report.skipped.push(source);
+interface CopySide {
+  dir: PinnedDir;
+  name: string;
+}
+
+interface CopyContext {
+  /** Rights on the volume side (QEMU's user), or undefined when they are ours. */
+  rights: VolumeRights | undefined;
+  report: DownloadReport;
+  /** Guest-side path of the entry, for messages. */
+  where: string;
+}
+
+/** Volume → host, one entry and what is below it. */
+async function copyOut(source: CopySide, target: CopySide, ctx: CopyContext): Promise<void> {
+  const entry = await source.dir.entry(source.name);
+  if (!entry) {
+    ctx.report.skipped.push(ctx.where);
+    return;
+  }
+  try {
+    const st = entry.stats;
+    if (st.isSymbolicLink()) {
+      const link = await source.dir.readlink(source.name).catch(() => undefined);
+      if (link === undefined) return void ctx.report.skipped.push(ctx.where);
+      await clearForEntry(target.dir, target.name, 'link');
+      await target.dir.symlink(target.name, link);
+      ctx.report.symlinks++;
+    } else if (st.isFile()) {
+      assertAllowed(st, ctx, 4);
+      await copyFileOut(entry, target, st);
+      ctx.report.files++;
+    } else if (st.isDirectory()) {
+      assertAllowed(st, ctx, 5);
+      const from = await source.dir.dir(source.name);
+      if (!from || from.stats.ino !== st.ino) {
+        await from?.close();
+        return void ctx.report.skipped.push(ctx.where);
+      }
+      try {
+        await clearForEntry(target.dir, target.name, 'dir');
+        const { dir: into } = await target.dir.ensureDir(target.name);
+        try {
+          await copyChildren(from, into, ctx);
+        } finally {
+          await into.close();
+        }
+      } finally {
+        await from.close();
+      }
+    } else {
+      ctx.report.skipped.push(ctx.where);
+    }
+  } finally {
+    await entry.close();
   }
 }
 
-/** Copies `guestPath` (under a volume) to `hostTarget`. Symlinks come back as symlinks. */
-export async function downloadFromVolume(mounts: readonly VolumeMount[], guestPath: string, hostTarget: string): Promise<DownloadReport> {
-  const { mount, relative } = locateInVolumes(mounts, guestPath);
-  const source = await scoped(mount, relative, false);
-  if (!(await lstat(source).catch(() => undefined))) {
-    throw new GvmiTestError('transfer.failed', `${guestPath}: no such file in volume ${mount.guestPath}`);
+async function copyChildren(from: PinnedDir, into: PinnedDir, ctx: CopyContext): Promise<void> {
+  for (const name of await from.list()) {
+    await copyOut({ dir: from, name }, { dir: into, name }, { ...ctx, where: `${ctx.where}/${name}` });
   }
+}
+
+function assertAllowed(st: Stats, ctx: CopyContext, want: number): void {
+  if (!allowed(st, ctx.rights, want)) {
+    throw new GvmiTestError('transfer.failed', `${ctx.where}: permission denied (QEMU's user, who owns the volume, may not read it either; a provider could not send it)`);
+  }
+}
+
+async function copyFileOut(entry: PinnedEntry, target: CopySide, st: Stats): Promise<void> {
+  const from = await entry.reopen(constants.O_RDONLY);
+  try {
+    await clearForEntry(target.dir, target.name, 'file');
+    const { handle: to } = await target.dir.createFile(target.name, 0o600);
+    try {
+      await copyData(from, to, st);
+      await to.chmod(st.mode & 0o777); // setuid/setgid/sticky never reach the host
+    } finally {
+      await to.close();
+    }
+  } finally {
+    await from.close();
+  }
+}
+
+export interface DownloadOptions {
+  /**
+   * A directory the caller owns, with `hostTarget` below it: nothing between the two is followed
+   * (a link left there by an earlier download is replaced by a directory). Without it, the
+   * target's parent is made and followed as the caller named it.
+   */
+  root?: string;
+}
+
+/** Opens (making it as needed) the directory that will hold `hostTarget`. */
+async function openTargetParent(hostTarget: string, options: DownloadOptions): Promise<{ parent: PinnedDir; name: string }> {
+  const target = resolve(hostTarget);
+  const name = basename(target);
+  if (!options.root) {
+    await mkdir(dirname(target), { recursive: true });
+    return { parent: await PinnedDir.open(dirname(target)), name };
+  }
+  const root = resolve(options.root);
+  const rel = relativePath(root, target);
+  if (rel === '' || rel.startsWith('..') || rel.startsWith('/')) {
+    throw new GvmiTestError('transfer.escape', `${hostTarget} is not below ${options.root}`);
+  }
+  await mkdir(root, { recursive: true });
+  let dir = await PinnedDir.open(root);
+  const components = rel.split('/');
+  try {
+    for (const component of components.slice(0, -1)) {
+      await clearForEntry(dir, component, 'dir');
+      const { dir: next } = await dir.ensureDir(component);
+      await dir.close();
+      dir = next;
+    }
+  } catch (error) {
+    await dir.close();
+    throw error;
+  }
+  return { parent: dir, name: components[components.length - 1]! };
+}
+
+/** Copies `guestPath` (under a volume) to `hostTarget`. Symlinks come back as symlinks. */
+export async function downloadFromVolume(mounts: readonly VolumeMount[], guestPath: string, hostTarget: string, options: DownloadOptions = {}): Promise<DownloadReport> {
+  const { mount, relative } = locateInVolumes(mounts, guestPath);
   const report: DownloadReport = { files: 0, symlinks: 0, skipped: [] };
-  await mkdir(dirname(hostTarget), { recursive: true });
-  await copyOut(source, hostTarget, report);
-  return report;
+  const root = await PinnedDir.open(mount.hostPath);
+  let parent: PinnedDir | undefined;
+  let target: { parent: PinnedDir; name: string } | undefined;
+  try {
+    const ctx: CopyContext = { rights: rightsIn(root), report, where: guestPath };
+    const walked = await walkVolume(root, relative, 'no');
+    parent = walked.parent;
+    if (walked.name !== undefined && !(await parent.lstat(walked.name))) {
+      throw new GvmiTestError('transfer.failed', `${guestPath}: no such file in volume ${mount.guestPath}`);
+    }
+    target = await openTargetParent(hostTarget, options);
+    if (walked.name === undefined) {
+      assertAllowed(root.stats, ctx, 5);
+      await clearForEntry(target.parent, target.name, 'dir');
+      const { dir: into } = await target.parent.ensureDir(target.name);
+      try {
+        await copyChildren(root, into, ctx);
+      } finally {
+        await into.close();
+      }
+    } else {
+      await copyOut({ dir: parent, name: walked.name }, { dir: target.parent, name: target.name }, ctx);
+    }
+    return report;
+  } catch (error) {
+    if (error instanceof UnsafeEntryError) throw escapeError(guestPath, error);
+    if (error instanceof GvmiTestError) throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new GvmiTestError(code === 'ELOOP' ? 'transfer.escape' : 'transfer.failed', `${guestPath}: ${(error as Error).message}`, { cause: error });
+  } finally {
+    if (parent && parent !== root) await parent.close();
+    await target?.parent.close();
+    await root.close();
+  }
+}
+
+/** Host → volume, one entry and what is below it; new entries go to QEMU's user. */
+async function copyIn(source: CopySide, target: CopySide, owner: VolumeRights | undefined): Promise<void> {
+  const entry = await source.dir.entry(source.name);
+  if (!entry) throw new GvmiTestError('transfer.failed', `${source.dir.label}/${source.name} vanished while it was being copied`);
+  try {
+    const st = entry.stats;
+    if (st.isSymbolicLink()) {
+      // Inside an uploaded directory a link is sent as a link (the guest resolves it in its own tree).
+      const link = await source.dir.readlink(source.name);
+      await clearForEntry(target.dir, target.name, 'link');
+      await target.dir.symlink(target.name, link);
+      if (owner) await lchown(target.dir.pathOf(target.name), owner.uid, owner.gid);
+    } else if (st.isFile()) {
+      const from = await entry.reopen(constants.O_RDONLY);
+      try {
+        await clearForEntry(target.dir, target.name, 'file');
+        const { handle: to } = await target.dir.createFile(target.name, 0o600);
+        try {
+          await copyData(from, to, st);
+          await to.chmod(st.mode & 0o777);
+          if (owner) await to.chown(owner.uid, owner.gid);
+        } finally {
+          await to.close();
+        }
+      } finally {
+        await from.close();
+      }
+    } else if (st.isDirectory()) {
+      const from = await source.dir.dir(source.name);
+      if (!from) throw new GvmiTestError('transfer.failed', `${source.dir.label}/${source.name} vanished while it was being copied`);
+      try {
+        await clearForEntry(target.dir, target.name, 'dir');
+        const { dir: into, created } = await target.dir.ensureDir(target.name);
+        try {
+          if (created && owner) await chown(`/proc/self/fd/${into.fd}`, owner.uid, owner.gid);
+          for (const name of await from.list()) await copyIn({ dir: from, name }, { dir: into, name }, owner);
+        } finally {
+          await into.close();
+        }
+      } finally {
+        await from.close();
+      }
+    } else {
+      throw new GvmiTestError('transfer.failed', `${source.dir.label}/${source.name} is not a file, directory or symlink`);
+    }
+  } finally {
+    await entry.close();
+  }
+}
+
+/** Copies a host file or directory to `guestPath` (under a volume). Returns the host path written. */
+export async function uploadToVolume(mounts: readonly VolumeMount[], hostSource: string, guestPath: string): Promise<string> {
+  const { mount, relative } = locateInVolumes(mounts, guestPath);
+  const source = resolve(hostSource);
+  if (source === '/') throw new GvmiTestError('transfer.failed', 'cannot upload the host root directory');
+  const sourceParent = await PinnedDir.open(dirname(source)).catch((cause: unknown) => {
+    throw new GvmiTestError('transfer.failed', `cannot read ${hostSource}: ${(cause as NodeJS.ErrnoException).code}`, { cause });
+  });
+  const root = await PinnedDir.open(mount.hostPath);
+  let parent: PinnedDir | undefined;
+  try {
+    const sourceStats = await sourceParent.lstat(basename(source));
+    if (!sourceStats) throw new GvmiTestError('transfer.failed', `cannot read ${hostSource}: ENOENT`);
+    if (sourceStats.isSymbolicLink()) {
+      // A link may have come back from a guest (`--output`): following it could send any host file in.
+      throw new GvmiTestError('transfer.failed', `${hostSource} is a symlink: gvmi-test does not upload what a link points to`, {
+        hint: `name the file itself if you mean it: ${hostSource} → $(readlink -f ${hostSource})`,
+      });
+    }
+    if (relative === '' && !sourceStats.isDirectory()) {
+      throw new GvmiTestError('transfer.failed', `${guestPath} is a volume root; upload a file to a path below it`);
+    }
+    const owner = rightsIn(root);
+    const walked = await walkVolume(root, relative, owner);
+    parent = walked.parent;
+    if (walked.name === undefined) {
+      const from = await sourceParent.dir(basename(source));
+      if (!from) throw new GvmiTestError('transfer.failed', `${hostSource} vanished while it was being copied`);
+      try {
+        for (const name of await from.list()) await copyIn({ dir: from, name }, { dir: root, name }, owner);
+      } finally {
+        await from.close();
+      }
+      return mount.hostPath;
+    }
+    await copyIn({ dir: sourceParent, name: basename(source) }, { dir: parent, name: walked.name }, owner);
+    return `${mount.hostPath}/${relative}`;
+  } catch (error) {
+    if (error instanceof UnsafeEntryError) throw escapeError(guestPath, error);
+    if (error instanceof GvmiTestError) throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new GvmiTestError(code === 'ELOOP' ? 'transfer.escape' : 'transfer.failed', `${guestPath}: ${(error as Error).message}`, { cause: error });
+  } finally {
+    if (parent && parent !== root) await parent.close();
+    await root.close();
+    await sourceParent.close();
+  }
+}
+
+/**
+ * Empties a volume directory without following anything in it (the guest may still be swapping
+ * entries for links): what a reset between tests does.
+ */
+export async function emptyVolume(mount: VolumeMount): Promise<void> {
+  const root = await PinnedDir.open(mount.hostPath);
+  try {
+    for (const name of await root.list()) await root.removeTree(name);
+  } finally {
+    await root.close();
+  }
 }

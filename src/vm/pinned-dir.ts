@@ -1,0 +1,199 @@
+/**
+ * Directory operations that a concurrent writer cannot redirect. A guest controls what is in its
+ * volume directories and changes it while the host works there (it swaps a file for a symlink
+ * between the host's check and its copy, or a directory for a link between two steps of a walk),
+ * so a host that names volume files by path can be sent anywhere its user may go.
+ *
+ * A PinnedDir holds an O_PATH descriptor of one directory, and every operation names a single
+ * component below it through `/proc/self/fd/<fd>/<name>`: the kernel resolves the magic link to
+ * the directory the descriptor pins, wherever it has been moved, and the final component is never
+ * followed (O_NOFOLLOW, lstat, mkdir, unlink, rename). That is openat(2) without Node bindings
+ * for it. Entries are opened O_PATH first and fstat'ed, so nothing with side effects on open (a
+ * fifo, a device) is ever opened for I/O, and a swap between the look and the open is seen as the
+ * wrong type or a different inode instead of being followed.
+ */
+import { constants, type Stats } from 'node:fs';
+import { mkdir, open, readdir, readlink, rmdir, symlink, unlink, lstat, type FileHandle } from 'node:fs/promises';
+
+/** Linux's O_PATH (x86-64, arm64): Node passes open(2) flags through but does not name this one. */
+export const O_PATH = 0o10000000;
+const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_DIRECTORY, O_NONBLOCK, O_NOCTTY } = constants;
+
+export class UnsafeEntryError extends Error {
+  constructor(readonly component: string, message: string) {
+    super(message);
+  }
+}
+
+/** A name fit for one directory step: no slash, not empty, not `.` or `..`. */
+export function assertComponent(name: string): void {
+  if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {
+    throw new UnsafeEntryError(name, `${JSON.stringify(name)} is not a single path component`);
+  }
+}
+
+function procPath(fd: number, name?: string): string {
+  return name === undefined ? `/proc/self/fd/${fd}` : `/proc/self/fd/${fd}/${name}`;
+}
+
+/** An entry below a PinnedDir, pinned by an O_PATH descriptor (close it when done). */
+export class PinnedEntry {
+  constructor(readonly handle: FileHandle, readonly stats: Stats) {}
+
+  /** Opens the pinned inode itself for I/O (the same inode, whatever now has its name). */
+  async reopen(flags: number): Promise<FileHandle> {
+    const handle = await open(procPath(this.handle.fd), flags | O_NOCTTY | O_NONBLOCK);
+    const st = await handle.stat();
+    if (st.ino !== this.stats.ino || st.dev !== this.stats.dev) {
+      await handle.close();
+      throw new Error('the entry changed while it was opened');
+    }
+    return handle;
+  }
+
+  async close(): Promise<void> {
+    await this.handle.close();
+  }
+}
+
+export class PinnedDir {
+  private constructor(private readonly handle: FileHandle, readonly stats: Stats, readonly label: string) {}
+
+  /** Pins `path` itself, following links in it: the caller vouches for this path (a root it chose). */
+  static async open(path: string): Promise<PinnedDir> {
+    const handle = await open(path, O_PATH | O_DIRECTORY);
+    return new PinnedDir(handle, await handle.stat(), path);
+  }
+
+  get fd(): number {
+    return this.handle.fd;
+  }
+
+  /** A path that names this directory's `name` (for tools that take paths, e.g. `cp`). */
+  pathOf(name: string): string {
+    assertComponent(name);
+    return procPath(this.fd, name);
+  }
+
+  /** lstat of `name` (undefined when there is none). */
+  async lstat(name: string): Promise<Stats | undefined> {
+    return lstat(this.pathOf(name)).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return undefined;
+      throw error;
+    });
+  }
+
+  /** Pins `name` without following it (a symlink is pinned as the link); undefined when missing. */
+  async entry(name: string): Promise<PinnedEntry | undefined> {
+    let handle: FileHandle;
+    try {
+      handle = await open(this.pathOf(name), O_PATH | O_NOFOLLOW);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
+    try {
+      return new PinnedEntry(handle, await handle.stat());
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
+  }
+
+  /** The directory `name`, never through a symlink; undefined when missing, an error when not a directory. */
+  async dir(name: string): Promise<PinnedDir | undefined> {
+    let handle: FileHandle;
+    try {
+      handle = await open(this.pathOf(name), O_PATH | O_NOFOLLOW | O_DIRECTORY);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return undefined;
+      if (code === 'ENOTDIR' || code === 'ELOOP') throw new UnsafeEntryError(name, `${this.label}/${name} is not a directory`);
+      throw error;
+    }
+    return new PinnedDir(handle, await handle.stat(), `${this.label}/${name}`);
+  }
+
+  /** The directory `name`, made when missing (mode before umask). */
+  async ensureDir(name: string, mode = 0o755): Promise<{ dir: PinnedDir; created: boolean }> {
+    const existing = await this.dir(name);
+    if (existing) return { dir: existing, created: false };
+    try {
+      await mkdir(this.pathOf(name), mode);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    const made = await this.dir(name);
+    if (!made) throw new UnsafeEntryError(name, `${this.label}/${name} vanished as it was made`);
+    return { dir: made, created: true };
+  }
+
+  async list(): Promise<string[]> {
+    return readdir(procPath(this.fd));
+  }
+
+  async readlink(name: string): Promise<string> {
+    return readlink(this.pathOf(name));
+  }
+
+  async symlink(name: string, target: string): Promise<void> {
+    await symlink(target, this.pathOf(name));
+  }
+
+  async unlink(name: string): Promise<void> {
+    await unlink(this.pathOf(name));
+  }
+
+  /** Removes `name` and, for a directory, everything below it, without following any link. */
+  async removeTree(name: string): Promise<void> {
+    const st = await this.lstat(name);
+    if (!st) return;
+    if (!st.isDirectory()) {
+      await this.unlink(name).catch(ignoreMissing);
+      return;
+    }
+    const sub = await this.dir(name).catch(() => undefined);
+    if (sub) {
+      try {
+        for (const child of await sub.list()) await sub.removeTree(child);
+      } finally {
+        await sub.close();
+      }
+    }
+    await rmdir(this.pathOf(name)).catch(ignoreMissing);
+  }
+
+  /**
+   * A new regular file `name` opened for writing. An existing regular file is truncated; a symlink
+   * (or anything that is not a regular file) is never written through.
+   */
+  async createFile(name: string, mode = 0o600): Promise<{ handle: FileHandle; created: boolean }> {
+    try {
+      return { handle: await open(this.pathOf(name), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY, mode), created: true };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    let handle: FileHandle;
+    try {
+      handle = await open(this.pathOf(name), O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ELOOP' || code === 'ENXIO' || code === 'EISDIR') throw new UnsafeEntryError(name, `${this.label}/${name} exists and is not a regular file`);
+      throw error;
+    }
+    if (!(await handle.stat()).isFile()) {
+      await handle.close();
+      throw new UnsafeEntryError(name, `${this.label}/${name} exists and is not a regular file`);
+    }
+    await handle.truncate(0);
+    return { handle, created: false };
+  }
+
+  async close(): Promise<void> {
+    await this.handle.close().catch(() => {});
+  }
+}
+
+function ignoreMissing(error: NodeJS.ErrnoException): void {
+  if (error.code !== 'ENOENT') throw error;
+}
