@@ -47,7 +47,7 @@ export async function planVolumes(
     else if (!st.isDirectory()) throw new GvmiTestError('usage', `volume host path ${host} is not a directory`);
     bound.set(normaliseVolumePath(guest), await realpath(host));
   }
-  const guestPaths = [...new Set([...imageVolumes.map(normaliseVolumePath), ...bound.keys()])].sort();
+  const guestPaths = [...new Set([...imageVolumes.map((v) => normaliseVolumePath(v)), ...bound.keys()])].sort();
   const temporaries: DirectoryResult[] = [];
   const mounts: VolumeMount[] = [];
   /** By host path: one directory bound twice is recorded before it is first handed over. */
