@@ -10,6 +10,7 @@ export type ErrorCode =
   | 'image.crc-mismatch'
   | 'image.bad-json'
   | 'image.no-squashfs'
+  | 'image.bad-volume'
   // building a .gvmi
   | 'build.bad-source'
   | 'build.unknown-archive'
@@ -18,11 +19,13 @@ export type ErrorCode =
   | 'build.output-exists'
   | 'build.mksquashfs-failed'
   | 'build.bad-option'
+  | 'build.too-large'
   // host set-up
   | 'setup.qemu-missing'
   | 'setup.runtime-missing'
   | 'setup.tool-missing'
   | 'setup.kvm-unusable'
+  | 'setup.unsafe-snapshot-dir'
   // a running VM
   | 'vm.boot-failed'
   | 'vm.boot-timeout'
@@ -39,6 +42,7 @@ export type ErrorCode =
   | 'transfer.not-in-volume'
   | 'transfer.escape'
   | 'transfer.failed'
+  | 'transfer.too-large'
   | 'usage';
 
 export class GvmiTestError extends Error {

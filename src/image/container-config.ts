@@ -2,6 +2,8 @@
  * Docker's ContainerConfig as a .gvmi carries it (PascalCase keys, reference §1), and the
  * normalised view the rest of gvmi-test reads.
  */
+import { GvmiTestError, type ErrorCode } from '../errors.js';
+
 export interface ContainerConfig {
   Hostname?: string;
   Domainname?: string;
@@ -32,8 +34,29 @@ function stringArray(value: unknown): string[] {
   return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
 }
 
-/** Volume paths normalised (no trailing slash), sorted, unique. */
-export function normaliseVolumePath(path: string): string {
+/**
+ * Why `path` cannot be a volume, or undefined when it can. A provider's init refuses a
+ * MOUNT_VOLUME path that is relative or has a `.` or `..` component (EINVAL), and the host side
+ * places volume content at `<dir>/<volume path>`: such a path would climb out of `<dir>`.
+ */
+export function volumePathProblem(path: string): string | undefined {
+  if (!path.startsWith('/')) return 'must be an absolute path';
+  if (path.includes('\0')) return 'must not contain a NUL byte';
+  if (path.split('/').some((c) => c === '.' || c === '..')) return "must not contain '.' or '..' components (a provider refuses to mount it)";
+  return undefined;
+}
+
+/**
+ * A volume path normalised (repeated and trailing slashes dropped). Throws `code` for a path no
+ * provider would mount (volumePathProblem): when reading an image, building one, or from a caller.
+ */
+export function normaliseVolumePath(path: string, code: ErrorCode = 'usage'): string {
+  const problem = volumePathProblem(path);
+  if (problem) {
+    throw new GvmiTestError(code, `volume ${JSON.stringify(path)} ${problem}`, {
+      hint: code.startsWith('image.') ? 'the image declares an unusable VOLUME: rebuild it with plain absolute volume paths' : 'give a plain absolute path such as /golem/input',
+    });
+  }
   const trimmed = path.replace(/\/+$/, '');
   return trimmed === '' ? '/' : trimmed.replace(/\/+/g, '/');
 }
@@ -48,7 +71,7 @@ export function metadataOf(config: ContainerConfig): ImageMetadata {
     env: stringArray(config.Env),
     cmd: stringArray(config.Cmd),
     entrypoint: stringArray(config.Entrypoint),
-    volumes: [...new Set(volumes.map(normaliseVolumePath))].sort(),
+    volumes: [...new Set(volumes.map((v) => normaliseVolumePath(v, 'image.bad-volume')))].sort(),
     workingDir: typeof config.WorkingDir === 'string' && config.WorkingDir !== '' ? config.WorkingDir : '/',
     user: typeof config.User === 'string' ? config.User : '',
     labels,
