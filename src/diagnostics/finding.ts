@@ -1,4 +1,6 @@
 /** A thing gvmi-test noticed that will matter on a provider, with what to do about it. */
+import { printable } from '../terminal-safe.js';
+
 export type FindingCode =
   // found in the image itself (inspect, and at run)
   | 'shadowed-files'
@@ -23,11 +25,15 @@ export interface Finding {
   details?: Record<string, unknown>;
 }
 
-/** How the CLI and the matchers print a finding: one line, the paths, the fix. */
+/**
+ * How the CLI and the matchers print a finding: one line, the paths, the fix. Messages and paths
+ * carry image- and guest-chosen names (a file may be called "x\n  fix: …" or contain ESC), so each
+ * is escaped onto its own line.
+ */
 export function formatFinding(f: Finding, maxPaths = 10): string {
-  const lines = [`${f.severity} [${f.code}] ${f.message}`];
-  for (const p of (f.paths ?? []).slice(0, maxPaths)) lines.push(`    ${p}`);
+  const lines = [`${f.severity} [${f.code}] ${printable(f.message)}`];
+  for (const p of (f.paths ?? []).slice(0, maxPaths)) lines.push(`    ${printable(p)}`);
   if ((f.paths?.length ?? 0) > maxPaths) lines.push(`    … and ${f.paths!.length - maxPaths} more`);
-  lines.push(`  fix: ${f.fix}`);
+  lines.push(`  fix: ${printable(f.fix)}`);
   return lines.join('\n');
 }
