@@ -5,7 +5,7 @@
  */
 import { shadowedEntries } from '../diagnostics/static-findings.js';
 import type { ImageMetadata } from '../image/container-config.js';
-import { listSquashfs } from '../image/squashfs-listing.js';
+import { LISTING_VERSION, listSquashfs } from '../image/squashfs-listing.js';
 import { memoPath, readMemo, writeMemo } from '../memo.js';
 
 export async function shadowedPaths(imagePath: string, metadata: ImageMetadata, volumePaths: readonly string[], digest?: string): Promise<string[]> {
@@ -15,7 +15,7 @@ export async function shadowedPaths(imagePath: string, metadata: ImageMetadata, 
     return entries && shadowedEntries({ ...metadata, volumes: [...volumePaths] }, entries).map((e) => e.path);
   };
   if (!digest) return (await compute()) ?? [];
-  const memo = memoPath('shadowed', [digest, [...volumePaths].sort()]);
+  const memo = memoPath('shadowed', [digest, [...volumePaths].sort(), LISTING_VERSION]);
   const remembered = await readMemo(memo).then((t) => (t === undefined ? undefined : JSON.parse(t) as unknown)).catch(() => undefined);
   if (Array.isArray(remembered) && remembered.every((p) => typeof p === 'string')) return remembered;
   const paths = await compute();
