@@ -13,6 +13,7 @@ import { registerExec } from './commands/exec.js';
 import { registerShell } from './commands/shell.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { processIo, writeLine, type CliIo } from './io.js';
+import { printable } from '../terminal-safe.js';
 
 /** Thrown by a command that has printed its result and wants a specific exit status. */
 export class ExitStatus {
@@ -45,12 +46,15 @@ export function reportError(error: unknown, io: CliIo, json = false): number {
     if (json) {
       writeLine(io.stdout, JSON.stringify({ error: { code: error.code, message: error.message, hint: error.hint, details: error.details } }));
     }
-    writeLine(io.stderr, `gvmi-test: ${error.message} [${error.code}]`);
-    if (error.hint) writeLine(io.stderr, `  hint: ${error.hint}`);
+    // Messages quote image- and guest-chosen text (paths, commands, console lines): escaped, so an
+    // error stays the one line it promises to be and nothing in it reaches the terminal raw.
+    writeLine(io.stderr, `gvmi-test: ${printable(error.message)} [${error.code}]`);
+    if (error.hint) writeLine(io.stderr, `  hint: ${printable(error.hint)}`);
     const consoleTail = error.details?.['consoleTail'];
     if (typeof consoleTail === 'string' && consoleTail.trim()) {
       writeLine(io.stderr, '  guest console (last lines):');
-      for (const line of consoleTail.trimEnd().split('\n')) writeLine(io.stderr, `    ${line}`);
+      // The serial console ends lines with \r\n; any other \r is the guest's and is shown.
+      for (const line of consoleTail.trimEnd().split(/\r?\n/)) writeLine(io.stderr, `    ${printable(line)}`);
     }
     return exitCodeFor(error.code);
   }

@@ -8,6 +8,7 @@ import { vmOfResult } from '../vm/started-vm.js';
 import type { VmLike } from '../vm/vm-like.js';
 import { formatFinding } from '../diagnostics/finding.js';
 import { mentionsEnospc } from '../diagnostics/run-findings.js';
+import { printable, printableBlock } from '../terminal-safe.js';
 
 const MAX_STREAM_CHARS = 1500;
 
@@ -24,9 +25,10 @@ function isVm(value: unknown): value is VmLike {
   return typeof value === 'object' && value !== null && 'exec' in value && 'overlayUsage' in value;
 }
 
+/** A guest stream quoted in a failure message: its lines kept, its control characters escaped. */
 function trimStream(text: string): string {
   if (text === '') return '(empty)';
-  const t = text.length > MAX_STREAM_CHARS ? `…${text.slice(-MAX_STREAM_CHARS)}` : text;
+  const t = printableBlock(text.length > MAX_STREAM_CHARS ? `…${text.slice(-MAX_STREAM_CHARS)}` : text);
   return t.replace(/\n$/, '').split('\n').map((l, i) => (i === 0 ? l : `           ${l}`)).join('\n');
 }
 
@@ -36,7 +38,7 @@ function status(r: ExecResult): string {
 
 export function describeResult(r: ExecResult): string {
   return [
-    `  command: ${r.command.map((a) => (/[\s"'$]/.test(a) ? JSON.stringify(a) : a)).join(' ')}`,
+    `  command: ${printable(r.command.map((a) => (/[\s"'$]/.test(a) ? JSON.stringify(a) : a)).join(' '))}`,
     `  status:  ${status(r)} after ${r.durationMs} ms${r.timedOut ? ' (timed out)' : ''}`,
     `  stdout:  ${trimStream(r.stdout)}`,
     `  stderr:  ${trimStream(r.stderr)}`,
@@ -49,12 +51,12 @@ async function describeVm(vm: VmLike | undefined): Promise<string> {
   try {
     const s = await vm.stats();
     lines.push(`  overlay: ${(s.overlay.usedBytes / 1048576).toFixed(1)} MB of ${(s.overlay.totalBytes / 1048576).toFixed(0)} MB used outside volumes`);
-    for (const f of await vm.overlayUsage(5)) lines.push(`           ${(f.bytes / 1048576).toFixed(1).padStart(6)} MB  ${f.path}`);
+    for (const f of await vm.overlayUsage(5)) lines.push(`           ${(f.bytes / 1048576).toFixed(1).padStart(6)} MB  ${printable(f.path)}`);
   } catch (e) {
-    lines.push(`  overlay: unavailable (${(e as Error).message})`);
+    lines.push(`  overlay: unavailable (${printable((e as Error).message)})`);
   }
   const tail = (await vm.consoleTail(10)).trimEnd();
-  lines.push(`  console (last lines):${tail ? `\n${tail.split('\n').map((l) => `    ${l}`).join('\n')}` : ' (empty)'}`);
+  lines.push(`  console (last lines):${tail ? `\n${tail.split(/\r?\n/).map((l) => `    ${printable(l)}`).join('\n')}` : ' (empty)'}`);
   return `\n${lines.join('\n')}`;
 }
 
@@ -127,7 +129,7 @@ export const gvmiMatchers = {
       pass,
       message: () => (pass
         ? `expected the VM not to have ${what}`
-        : `expected the VM to have ${what}, but ${exists ? `its content is ${JSON.stringify(r.stdout.slice(0, 500))}` : 'there is no such file'}${vmPart}`),
+        : `expected the VM to have ${what}, but ${exists ? `its content is ${printable(JSON.stringify(r.stdout.slice(0, 500)))}` : 'there is no such file'}${vmPart}`),
     };
   },
 
@@ -137,12 +139,12 @@ export const gvmiMatchers = {
     const baked = received.info.shadowed.includes(path);
     const visible = (await received.exec(['/bin/sh', '-c', 'test -e "$1"', 'sh', path])).exitCode === 0;
     const pass = baked && !visible;
-    const volumes = received.volumes.map((v) => v.guestPath).join(', ');
+    const volumes = received.volumes.map((v) => printable(v.guestPath)).join(', ');
     return {
       pass,
       message: () => (pass
         ? `expected ${path} not to be shadowed, but it is baked into the image and hidden by a volume (${volumes})`
-        : `expected ${path} to be shadowed: ${baked ? 'it is baked under a volume' : 'it is not baked into the image under a volume'}${visible ? ', and it is visible in the VM' : ''}\n  volumes: ${volumes}\n  shadowed files: ${received.info.shadowed.join(', ') || '(none)'}`),
+        : `expected ${path} to be shadowed: ${baked ? 'it is baked under a volume' : 'it is not baked into the image under a volume'}${visible ? ', and it is visible in the VM' : ''}\n  volumes: ${volumes}\n  shadowed files: ${received.info.shadowed.map(printable).join(', ') || '(none)'}`),
     };
   },
 };

@@ -32,9 +32,12 @@ export interface InitFailure {
   line: string;
 }
 
-/** `GVMI-INIT-FATAL <step> <errno> (<text>)`, printed by the init before it powers off. */
+/**
+ * `GVMI-INIT-FATAL <step> <errno> (<text>)`, printed by the init before it powers off. The serial
+ * console ends lines with \r\n: the \r is not part of the line (it would show as "\r" in errors).
+ */
 export function parseInitFailure(consoleText: string): InitFailure | undefined {
-  const m = new RegExp(`${FATAL_MARKER} (\\S+) (\\d+)[^\\n]*`).exec(consoleText);
+  const m = new RegExp(`${FATAL_MARKER} (\\S+) (\\d+)[^\\r\\n]*`).exec(consoleText);
   return m ? { step: m[1]!, errno: Number(m[2]), line: m[0] } : undefined;
 }
 
@@ -53,5 +56,5 @@ export function explainInitFailure(f: InitFailure): string {
 
 /** Kernel panics end QEMU at once (panic=-1, -no-reboot); the console says why. */
 export function findKernelPanic(consoleText: string): string | undefined {
-  return /Kernel panic[^\n]*/.exec(consoleText)?.[0];
+  return /Kernel panic[^\r\n]*/.exec(consoleText)?.[0];
 }

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { EXIT } from '../exit-codes.js';
 import { ExitStatus } from '../program.js';
 import { writeLine, type CliIo } from '../io.js';
+import { printable } from '../../terminal-safe.js';
 
 export function registerDoctor(program: Command, io: CliIo): void {
   program
@@ -15,8 +16,9 @@ export function registerDoctor(program: Command, io: CliIo): void {
         writeLine(io.stdout, JSON.stringify(report, null, 2));
       } else {
         for (const c of report.checks) {
-          writeLine(io.stdout, `${c.ok ? 'ok  ' : c.required ? 'FAIL' : 'warn'}  ${c.name}: ${c.detail}`);
-          if (c.fix) writeLine(io.stdout, `      fix: ${c.fix}`);
+          // Details quote tools' output and error messages (paths, versions): one line each.
+          writeLine(io.stdout, `${c.ok ? 'ok  ' : c.required ? 'FAIL' : 'warn'}  ${c.name}: ${printable(c.detail)}`);
+          if (c.fix) writeLine(io.stdout, `      fix: ${printable(c.fix)}`);
         }
         writeLine(io.stdout, report.canRun ? '\ngvmi-test run can work here.' : '\ngvmi-test run cannot work here until the FAIL lines are fixed.');
       }

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { formatBytes, writeLine, type CliIo } from '../io.js';
 import { formatFinding } from '../../diagnostics/finding.js';
+import { printable } from '../../terminal-safe.js';
 
 const MAX_LISTED = 20;
 
@@ -27,18 +28,21 @@ export function registerInspect(program: Command, io: CliIo): void {
         }, null, 2));
         return;
       }
+      // Every field below is chosen by whoever built the image: escaped, so that none can clear
+      // the screen or fake a line (such as "no provider traps found").
       const m = image.metadata;
       const out = (line = ''): void => writeLine(io.stdout, line);
-      out(`${image.path}`);
+      const list = (items: readonly string[]): string => (items.length ? items.map(printable).join(' ') : '(none)');
+      out(`${printable(image.path)}`);
       out(`  size        ${formatBytes(image.fileSize)} (squashfs ${formatBytes(image.squashfsSize)}, ${image.squashfs.compression}, block ${formatBytes(image.squashfs.blockSize)}, ${result.entryCount} entries)`);
-      out(`  image id    ${m.imageId || '(none)'}`);
-      out(`  volumes     ${m.volumes.length ? m.volumes.join(' ') : '(none)'}`);
-      out(`  workdir     ${m.workingDir}`);
-      out(`  env         ${m.env.length ? m.env.join(' ') : '(none)'}`);
-      if (m.entrypoint.length) out(`  entrypoint  ${JSON.stringify(m.entrypoint)}`);
-      if (m.cmd.length) out(`  cmd         ${JSON.stringify(m.cmd)}`);
-      if (m.user) out(`  user        ${m.user}`);
-      for (const [k, v] of Object.entries(m.labels)) out(`  label       ${k}=${v}`);
+      out(`  image id    ${printable(m.imageId) || '(none)'}`);
+      out(`  volumes     ${list(m.volumes)}`);
+      out(`  workdir     ${printable(m.workingDir)}`);
+      out(`  env         ${list(m.env)}`);
+      if (m.entrypoint.length) out(`  entrypoint  ${printable(JSON.stringify(m.entrypoint))}`);
+      if (m.cmd.length) out(`  cmd         ${printable(JSON.stringify(m.cmd))}`);
+      if (m.user) out(`  user        ${printable(m.user)}`);
+      for (const [k, v] of Object.entries(m.labels)) out(`  label       ${printable(k)}=${printable(v)}`);
       if (result.findings.length === 0) {
         out();
         out('no provider traps found');

@@ -4,6 +4,7 @@ import { GvmiTestError } from '../../errors.js';
 import type { GuestProcess } from '../../vm/guest-process.js';
 import type { StartedVm } from '../../vm/started-vm.js';
 import { writeLine, type CliIo } from '../io.js';
+import { printable } from '../../terminal-safe.js';
 import { addVmOptions, startVmFromFlags, type VmFlags } from './run.js';
 
 type TtyStream = NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?: (raw: boolean) => unknown };
@@ -13,7 +14,7 @@ type TtyOut = NodeJS.WritableStream & { rows?: number; columns?: number };
 async function terminalSession(vm: StartedVm, io: CliIo): Promise<void> {
   const out = io.stdout as TtyOut;
   const input = io.stdin as TtyStream;
-  for (const v of vm.volumes) writeLine(io.stderr, `gvmi-test shell: volume ${v.guestPath} -> ${v.hostPath}`);
+  for (const v of vm.volumes) writeLine(io.stderr, `gvmi-test shell: volume ${printable(v.guestPath)} -> ${printable(v.hostPath)}`);
   const size = (): { rows: number; cols: number } => ({ rows: out.rows ?? 24, cols: out.columns ?? 80 });
   const p = await vm.spawn(['/bin/sh', '-c', 'if [ -x /bin/bash ]; then exec /bin/bash -i; else exec /bin/sh -i; fi'], {
     pty: size(), maxBuffer: 0, env: { TERM: process.env['TERM'] ?? 'xterm' },
@@ -33,7 +34,8 @@ async function terminalSession(vm: StartedVm, io: CliIo): Promise<void> {
     input.setRawMode?.(false);
     input.pause();
   }
-  writeLine(io.stderr, '\r\ngvmi-test shell: shutting down');
+  io.stderr.write('\r\n'); // the guest may have left the cursor mid-line (writeLine would show the \r)
+  writeLine(io.stderr, 'gvmi-test shell: shutting down');
 }
 
 interface ShellFlags extends VmFlags {
@@ -56,9 +58,10 @@ export function registerShell(program: Command, io: CliIo): void {
       }
       const interactive = Boolean(io.stdin.isTTY);
       writeLine(io.stderr, `gvmi-test shell: ${vm.info.accelerator.reason}, ${vm.info.snapshot.use === 'restored' ? 'restored from a snapshot' : 'booted'} in ${vm.info.bootMs} ms`);
-      for (const v of vm.volumes) writeLine(io.stderr, `  volume ${v.guestPath} -> ${v.hostPath}`);
+      // Volume paths and file names are the image's: escaped.
+      for (const v of vm.volumes) writeLine(io.stderr, `  volume ${printable(v.guestPath)} -> ${printable(v.hostPath)}`);
       const shadowing = vm.shadowingFinding();
-      if (shadowing) writeLine(io.stderr, `  note: ${shadowing.paths!.length} file(s) baked under volumes are hidden (${shadowing.paths!.slice(0, 3).join(', ')})`);
+      if (shadowing) writeLine(io.stderr, `  note: ${shadowing.paths!.length} file(s) baked under volumes are hidden (${shadowing.paths!.slice(0, 3).map(printable).join(', ')})`);
       writeLine(io.stderr, interactive ? '  each line runs as /bin/sh -c <line>; Ctrl-C interrupts it, Ctrl-D shuts the VM down' : '');
 
       const rl = createInterface({ input: io.stdin, output: io.stdout, prompt: PROMPT, terminal: interactive });
@@ -88,7 +91,7 @@ export function registerShell(program: Command, io: CliIo): void {
             if (r.exitCode !== 0) writeLine(io.stderr, r.signal ? `command killed by ${r.signal}` : `command failed with code ${r.exitCode}`);
           } catch (error) {
             if (error instanceof GvmiTestError && (error.code === 'vm.crashed' || error.code === 'vm.stopped')) throw error;
-            writeLine(io.stderr, error instanceof Error ? error.message : String(error));
+            writeLine(io.stderr, printable(error instanceof Error ? error.message : String(error)));
           } finally {
             running = undefined;
             starting = false;
