@@ -3,6 +3,7 @@ import { BUILD_COMPRESSIONS, type BuildCompression } from '../../image/squashfs-
 import { GvmiTestError } from '../../errors.js';
 import { formatBytes, writeLine, type CliIo } from '../io.js';
 import { collect, parseCommandWords, parseKeyValue } from '../options.js';
+import { printable } from '../../terminal-safe.js';
 
 interface BuildFlags {
   output: string;
@@ -76,7 +77,8 @@ export function registerBuild(program: Command, io: CliIo): void {
         }));
         return;
       }
-      for (const w of result.warnings) writeLine(io.stderr, `warning: ${w}`);
+      // Warnings quote the archive's own config (its architecture): escaped onto one line.
+      for (const w of result.warnings) writeLine(io.stderr, `warning: ${printable(w)}`);
       writeLine(io.stdout, `built ${image.path} (${formatBytes(image.fileSize)}, ${image.squashfs.compression}, from ${result.sourceKind}) in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     });
 }

@@ -10,6 +10,7 @@ import { formatBytes, writeLine, type CliIo } from '../io.js';
 import { formatFinding } from '../../diagnostics/finding.js';
 import { usageReport, type UsageReport } from '../../diagnostics/usage-report.js';
 import { collect, parseKeyValue, parsePositiveInt } from '../options.js';
+import { printable } from '../../terminal-safe.js';
 
 export interface VmFlags {
   volume: string[];
@@ -167,7 +168,7 @@ export function registerRun(program: Command, io: CliIo): void {
         for (const v of vm.volumes) await vm.download(v.guestPath, join(resolve(flags.output), v.guestPath));
       }
       if (flags.keep) {
-        for (const v of vm.volumes) writeLine(io.stderr, `gvmi-test: volume ${v.guestPath} kept at ${v.hostPath}`);
+        for (const v of vm.volumes) writeLine(io.stderr, `gvmi-test: volume ${printable(v.guestPath)} kept at ${printable(v.hostPath)}`);
       }
       if (result.timedOut) {
         throw new GvmiTestError('exec.timeout', `${argv.join(' ')}: still running after ${flags.timeout} s, killed`, {
@@ -195,9 +196,10 @@ export function registerRun(program: Command, io: CliIo): void {
 }
 
 
+/** File names here are the guest's (it wrote them) and volume paths the image's: escaped. */
 function printReport(report: UsageReport, io: CliIo): void {
   const o = report.overlay;
   writeLine(io.stderr, `gvmi-test: overlay (RAM, outside volumes): ${formatBytes(o.usedBytes)} of ${formatBytes(o.totalBytes)} used (${((o.usedBytes / o.totalBytes) * 100).toFixed(0)}%)`);
-  for (const f of report.largestOutsideVolumes) writeLine(io.stderr, `    ${formatBytes(f.bytes).padStart(9)}  ${f.path}`);
-  for (const v of report.volumes) writeLine(io.stderr, `gvmi-test: volume ${v.guestPath}: ${formatBytes(v.bytes)} in ${v.files} file(s) (host ${v.hostPath})`);
+  for (const f of report.largestOutsideVolumes) writeLine(io.stderr, `    ${formatBytes(f.bytes).padStart(9)}  ${printable(f.path)}`);
+  for (const v of report.volumes) writeLine(io.stderr, `gvmi-test: volume ${printable(v.guestPath)}: ${formatBytes(v.bytes)} in ${v.files} file(s) (host ${printable(v.hostPath)})`);
 }
