@@ -2,11 +2,11 @@
  * A hostile image chooses its labels, Env, VOLUME and WORKDIR paths and file names; a guest writes
  * its console. None of it may reach the terminal raw through what gvmi-test prints.
  */
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { reportError, runCli } from '../../../src/cli/program.js';
 import { buildImage } from '../../../src/image/build-image.js';
 import { GvmiTestError } from '../../../src/errors.js';
@@ -34,9 +34,10 @@ const ENV = ['PATH=/bin', `EVIL=${FAKE_ALL_CLEAR}`, 'C1=\u009b2J\u0085'];
 const WORKDIR = '/work\x1b[5m\u202e';
 const BAKED = ['\x1b]0;pwned\x07\x1b[2J\x1b[Hclear', `x\n${FAKE_ALL_CLEAR}`];
 
+let dir: string;
 let image: string;
 beforeAll(async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'gvmi-hostile-'));
+  dir = await mkdtemp(join(tmpdir(), 'gvmi-hostile-'));
   const rootfs = join(dir, 'rootfs');
   await mkdir(join(rootfs, 'etc'), { recursive: true });
   await mkdir(join(rootfs, VOLUME), { recursive: true });
@@ -53,6 +54,7 @@ beforeAll(async () => {
     user: '\x1b[8m1000',
   });
 });
+afterAll(() => rm(dir, { recursive: true, force: true }));
 
 describe('what gvmi-test prints about a hostile image', () => {
   it('inspect: no control character reaches the terminal, every field is shown escaped on its own line', async () => {

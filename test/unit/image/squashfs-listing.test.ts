@@ -1,9 +1,9 @@
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { listSquashfs } from '../../../src/image/squashfs-listing.js';
 import { buildImage } from '../../../src/image/build-image.js';
 import { inspectImage } from '../../../src/image/inspect-image.js';
@@ -39,6 +39,8 @@ beforeAll(async () => {
   gvmi = join(dir, 'hostile-names.gvmi');
   await buildImage({ source: tree, output: gvmi, volumes: ['/vol'] });
 });
+
+afterAll(() => rm(dir, { recursive: true, force: true }));
 
 const savedCache = process.env['GVMI_TEST_CACHE'];
 afterEach(() => {
