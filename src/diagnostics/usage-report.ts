@@ -1,6 +1,5 @@
 /** `run --report`: where the bytes went — the RAM overlay (and its largest files) and each volume. */
-import { lstat, readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { PinnedDir } from '../vm/pinned-dir.js';
 import type { StartedVm } from '../vm/started-vm.js';
 
 export interface UsageReport {
@@ -9,24 +8,37 @@ export interface UsageReport {
   volumes: { guestPath: string; hostPath: string; bytes: number; files: number }[];
 }
 
-async function directoryUsage(dir: string): Promise<{ bytes: number; files: number }> {
+/** Bytes and files below a volume directory; the guest may be swapping entries for links meanwhile, so nothing is followed. */
+async function directoryUsage(dir: PinnedDir): Promise<{ bytes: number; files: number }> {
   let bytes = 0;
   let files = 0;
-  for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) {
-      const sub = await directoryUsage(path);
-      bytes += sub.bytes;
-      files += sub.files;
-    } else {
-      const st = await lstat(path).catch(() => undefined);
-      if (st?.isFile()) {
-        bytes += st.blocks * 512;
-        files++;
+  for (const name of await dir.list().catch(() => [] as string[])) {
+    const st = await dir.lstat(name).catch(() => undefined);
+    if (st?.isFile()) {
+      bytes += st.blocks * 512;
+      files++;
+    } else if (st?.isDirectory()) {
+      const sub = await dir.dir(name).catch(() => undefined);
+      if (!sub) continue;
+      try {
+        const inner = await directoryUsage(sub);
+        bytes += inner.bytes;
+        files += inner.files;
+      } finally {
+        await sub.close();
       }
     }
   }
   return { bytes, files };
+}
+
+async function volumeUsage(hostPath: string): Promise<{ bytes: number; files: number }> {
+  const root = await PinnedDir.open(hostPath);
+  try {
+    return await directoryUsage(root);
+  } finally {
+    await root.close();
+  }
 }
 
 export async function usageReport(vm: StartedVm): Promise<UsageReport> {
@@ -34,6 +46,6 @@ export async function usageReport(vm: StartedVm): Promise<UsageReport> {
   return {
     overlay: { totalBytes: stats.overlay.totalBytes, usedBytes: stats.overlay.usedBytes },
     largestOutsideVolumes: await vm.overlayUsage(5),
-    volumes: await Promise.all(vm.volumes.map(async (v) => ({ guestPath: v.guestPath, hostPath: v.hostPath, ...(await directoryUsage(v.hostPath)) }))),
+    volumes: await Promise.all(vm.volumes.map(async (v) => ({ guestPath: v.guestPath, hostPath: v.hostPath, ...(await volumeUsage(v.hostPath)) }))),
   };
 }
