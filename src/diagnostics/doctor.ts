@@ -7,7 +7,7 @@ import { GvmiTestError } from '../errors.js';
 import { chooseAccelerator, parseAcceleratorChoice, readHostFacts } from '../qemu/accelerator.js';
 import { resolveQemuUser } from '../qemu/qemu-user.js';
 import { findQemu, findRuntime, qemuSupportsSandbox, runtimeManifestPath } from '../qemu/runtime-files.js';
-import { listSnapshots, snapshotBudgetBytes, snapshotDir } from '../vm/snapshot-store.js';
+import { assertSnapshotDirTrusted, listSnapshots, snapshotBudgetBytes, snapshotDir } from '../vm/snapshot-store.js';
 import { snapshotsWanted } from '../vm/snapshot-settings.js';
 
 export interface DoctorCheck {
@@ -82,10 +82,14 @@ export async function runDoctor(): Promise<DoctorReport> {
   checks.push({ name: 'cache', ok: true, required: false, detail: cacheDir() });
   const saved = await listSnapshots();
   const snapshotsOn = snapshotsWanted(undefined);
-  checks.push({
-    name: 'snapshots', ok: true, required: false,
-    detail: `${snapshotsOn ? 'on' : 'off (GVMI_TEST_SNAPSHOT)'}: ${saved.length} saved, ${(saved.reduce((n, s) => n + s.bytes, 0) / 1048576).toFixed(0)} MiB in ${snapshotDir()} (budget ${(snapshotBudgetBytes() / 1048576).toFixed(0)} MiB)`,
-  });
+  // An unsafe snapshot directory makes every start fail (setup.unsafe-snapshot-dir): say so here.
+  const unsafe = snapshotsOn ? await assertSnapshotDirTrusted().then(() => undefined, (e: unknown) => e) : undefined;
+  checks.push(unsafe instanceof GvmiTestError
+    ? { name: 'snapshots', ok: false, required: true, detail: unsafe.message, ...(unsafe.hint ? { fix: unsafe.hint } : {}) }
+    : {
+      name: 'snapshots', ok: true, required: false,
+      detail: `${snapshotsOn ? 'on' : 'off (GVMI_TEST_SNAPSHOT)'}: ${saved.length} saved, ${(saved.reduce((n, s) => n + s.bytes, 0) / 1048576).toFixed(0)} MiB in ${snapshotDir()} (budget ${(snapshotBudgetBytes() / 1048576).toFixed(0)} MiB)`,
+    });
 
   return { checks, canRun: checks.every((c) => c.ok || !c.required) };
 }

@@ -4,12 +4,23 @@
  * and the whole QEMU command line with per-VM paths taken out (memory, CPUs, accelerator, kernel
  * command line, number of volume devices…). Files are written under a temporary name and renamed,
  * so readers never see half a state; the least recently used ones are removed past a size budget.
+ *
+ * A state file is handed to QEMU, which runs whatever guest it describes, as the user QEMU runs
+ * as: so the directory must be ours alone (owned-path.ts: ours, not writable by group or others,
+ * and every directory above it root's or ours and not writable by others unless sticky), else
+ * snapshots fail loudly (setup.unsafe-snapshot-dir) rather than trust what another local user
+ * could have planted. Inside a directory that is ours, a state that is not (another owner, group-
+ * or world-writable, a symlink: put there by hand or while the directory was open) is not
+ * restored, with a warning, and the next save replaces it. Files are created 0600, directories 0700.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readFile, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { release } from 'node:os';
 import { join } from 'node:path';
+import type { Logger } from 'pino';
 import { cacheDir } from '../cache-dir.js';
+import { GvmiTestError } from '../errors.js';
+import { notOurs, untrustedDirectory } from '../owned-path.js';
 
 /** Bumped when what a snapshot holds, or how it is restored, changes. */
 const SNAPSHOT_FORMAT = 1;
@@ -51,6 +62,17 @@ export function snapshotDir(): string {
   return process.env['GVMI_TEST_SNAPSHOT_DIR'] ?? join(cacheDir(), 'snapshots');
 }
 
+/** Throws setup.unsafe-snapshot-dir unless the snapshot directory (made or to be made) is ours alone. */
+export async function assertSnapshotDirTrusted(): Promise<void> {
+  const dir = snapshotDir();
+  const untrusted = await untrustedDirectory(dir);
+  if (!untrusted) return;
+  throw new GvmiTestError('setup.unsafe-snapshot-dir', `refusing snapshot directory ${dir}: ${untrusted.reason}, so another local user could plant a VM state there`, {
+    hint: `${untrusted.fix}; or set GVMI_TEST_SNAPSHOT_DIR to a directory of your own, or GVMI_TEST_SNAPSHOT=0 (--no-snapshot) to boot without snapshots`,
+    details: { dir, reason: untrusted.reason },
+  });
+}
+
 export function snapshotStatePath(key: string): string {
   return join(snapshotDir(), `${key}.state`);
 }
@@ -62,18 +84,23 @@ export interface FoundSnapshot {
   ino: number;
 }
 
-/** The state file for `key`, if one was saved; marks it used (for pruning). */
-export async function findSnapshot(key: string): Promise<FoundSnapshot | undefined> {
+/**
+ * The state file for `key`, if one was saved and is ours alone; marks it used (for pruning).
+ * Throws setup.unsafe-snapshot-dir when the directory cannot be trusted.
+ */
+export async function findSnapshot(key: string, logger?: Logger): Promise<FoundSnapshot | undefined> {
+  await assertSnapshotDirTrusted();
   const path = snapshotStatePath(key);
-  try {
-    const st = await stat(path);
-    if (!st.isFile() || st.size === 0) return undefined;
-    const now = new Date();
-    await utimes(path, now, now).catch(() => {});
-    return { path, dev: st.dev, ino: st.ino };
-  } catch {
+  const st = await lstat(path).catch(() => undefined);
+  if (!st || (st.isFile() && st.size === 0)) return undefined;
+  const untrusted = st.isFile() ? notOurs(path, st) : { reason: `${path} is not a regular file`, fix: `rm ${path}` };
+  if (untrusted) {
+    logger?.warn({ key, path }, `not restoring a snapshot that is not ours alone (${untrusted.reason}); booting instead`);
     return undefined;
   }
+  const now = new Date();
+  await utimes(path, now, now).catch(() => {});
+  return { path, dev: st.dev, ino: st.ino };
 }
 
 /** Removes a state (and its note); with `only`, only if the path still holds that very file. */
@@ -90,12 +117,13 @@ export async function discardSnapshot(key: string, only?: FoundSnapshot): Promis
 /** A temporary path in the snapshot directory, to be renamed over snapshotStatePath(key). */
 export async function snapshotTemporaryPath(key: string): Promise<string> {
   await mkdir(snapshotDir(), { recursive: true, mode: 0o700 });
+  await assertSnapshotDirTrusted();
   return join(snapshotDir(), `.${key}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
 }
 
 /** A human-readable note beside a state file: what it was saved from. */
 export async function describeSnapshot(key: string, description: Record<string, unknown>): Promise<void> {
-  await writeFile(join(snapshotDir(), `${key}.json`), `${JSON.stringify(description, null, 2)}\n`);
+  await writeFile(join(snapshotDir(), `${key}.json`), `${JSON.stringify(description, null, 2)}\n`, { mode: 0o600 });
 }
 
 export interface SavedSnapshot {
@@ -125,6 +153,8 @@ export function snapshotBudgetBytes(): number {
  */
 export async function pruneSnapshots(budgetBytes = snapshotBudgetBytes(), keep?: string): Promise<string[]> {
   const dir = snapshotDir();
+  // Names listed from a directory another user controls could lead the removals anywhere.
+  if (await untrustedDirectory(dir)) return [];
   const names = await readdir(dir).catch(() => [] as string[]);
   const states = await listSnapshots();
   const removed: string[] = [];
@@ -145,6 +175,7 @@ export async function pruneSnapshots(budgetBytes = snapshotBudgetBytes(), keep?:
   }
   // Memos (memo.ts) of image digests, shadowed paths and QEMU probes: rebuilt on demand.
   for (const memoDir of ['digests', 'shadowed', 'qemu-probes'].map((kind) => join(cacheDir(), kind))) {
+    if (await untrustedDirectory(memoDir)) continue;
     for (const name of await readdir(memoDir).catch(() => [] as string[])) {
       const st = await stat(join(memoDir, name)).catch(() => undefined);
       if (st && Date.now() - st.mtimeMs > MEMO_MAX_AGE_MS) await rm(join(memoDir, name), { force: true });

@@ -129,7 +129,7 @@ export async function startVm(options: StartVmOptions): Promise<StartedVm> {
       : undefined;
     let snapshot: SnapshotUse = key ? { use: 'saved', key } : { use: 'off' };
     let launched: LaunchedQemu | undefined;
-    const found = key ? await findSnapshot(key) : undefined;
+    const found = key ? await findSnapshot(key, logger) : undefined;
     if (key && found) {
       try {
         // A restore that does not answer soon is broken; a boot is the better bet than waiting long.

@@ -1,8 +1,14 @@
-import { mkdir, mkdtemp, readdir, rename, rm, utimes, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, readdir, rename, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { discardSnapshot, findSnapshot, pruneSnapshots, snapshotKey, type SnapshotKeyInputs } from '../../../src/vm/snapshot-store.js';
+import type { Logger } from 'pino';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { isGvmiTestError } from '../../../src/errors.js';
+import {
+  describeSnapshot, discardSnapshot, findSnapshot, pruneSnapshots, snapshotKey, snapshotTemporaryPath, type SnapshotKeyInputs,
+} from '../../../src/vm/snapshot-store.js';
+
+const asRoot = process.getuid?.() === 0;
 
 const base: SnapshotKeyInputs = {
   imageDigest: 'a'.repeat(64),
@@ -52,8 +58,8 @@ describe('the snapshot directory', () => {
   });
 
   async function state(key: string, mib: number, ageSeconds: number): Promise<void> {
-    await writeFile(join(dir, `${key}.state`), Buffer.alloc(mib * 1024 * 1024, 1));
-    await writeFile(join(dir, `${key}.json`), '{}');
+    await writeFile(join(dir, `${key}.state`), Buffer.alloc(mib * 1024 * 1024, 1), { mode: 0o600 });
+    await writeFile(join(dir, `${key}.json`), '{}', { mode: 0o600 });
     const when = new Date(Date.now() - ageSeconds * 1000);
     await utimes(join(dir, `${key}.state`), when, when);
   }
@@ -115,5 +121,79 @@ describe('the snapshot directory', () => {
     await writeFile(join(dir, '.k.2.fresh.tmp'), 'x');
     await pruneSnapshots();
     expect(await readdir(dir)).toEqual(['.k.2.fresh.tmp']);
+  });
+
+  /** The error findSnapshot fails with, or undefined. */
+  const refusal = (key = 'k'): Promise<unknown> => findSnapshot(key).then(() => undefined, (e: unknown) => e);
+
+  describe('trust: a state is handed to QEMU, so nothing another local user could plant is used', () => {
+    it.runIf(asRoot)('refuses a directory owned by another user, saying how to fix it', async () => {
+      await state('k', 1, 0);
+      await chown(dir, 1234, 1234);
+      const error = await refusal();
+      expect(isGvmiTestError(error, 'setup.unsafe-snapshot-dir')).toBe(true);
+      expect((error as Error).message).toContain('owned by uid 1234');
+      expect((error as { hint: string }).hint).toContain(`chown 0 ${dir}`);
+    });
+
+    it('refuses a directory writable by others (0777), and one whose parent is', async () => {
+      await state('k', 1, 0);
+      await chmod(dir, 0o777);
+      const error = await refusal();
+      expect(isGvmiTestError(error, 'setup.unsafe-snapshot-dir')).toBe(true);
+      expect((error as { hint: string }).hint).toContain(`chmod go-w ${dir}`);
+      // Ours and closed, but inside an open, non-sticky directory: anyone could rename it away.
+      await chmod(dir, 0o700);
+      const inner = join(dir, 'inner');
+      await mkdir(inner, { mode: 0o700 });
+      process.env['GVMI_TEST_SNAPSHOT_DIR'] = inner;
+      await chmod(dir, 0o777);
+      expect(isGvmiTestError(await refusal(), 'setup.unsafe-snapshot-dir')).toBe(true);
+      // Nor is one created there for a save.
+      await expect(snapshotTemporaryPath('k')).rejects.toThrow(/refusing snapshot directory/);
+    });
+
+    it('refuses the default directory (in the cache) as well when it is open to others', async () => {
+      delete process.env['GVMI_TEST_SNAPSHOT_DIR'];
+      await mkdir(join(cache, 'snapshots'), { mode: 0o700 });
+      await chmod(join(cache, 'snapshots'), 0o777);
+      expect(isGvmiTestError(await refusal(), 'setup.unsafe-snapshot-dir')).toBe(true);
+    });
+
+    it.runIf(asRoot)('does not restore a state owned by another user, group-writable, or a symlink; warns once each', async () => {
+      const warn = vi.fn();
+      const logger = { warn } as unknown as Logger;
+      await state('foreign', 1, 0);
+      await chown(join(dir, 'foreign.state'), 1234, 1234);
+      await state('open', 1, 0);
+      await chmod(join(dir, 'open.state'), 0o620);
+      await state('ours', 1, 0);
+      await symlink(join(dir, 'ours.state'), join(dir, 'linked.state'));
+      for (const key of ['foreign', 'open', 'linked']) expect([key, await findSnapshot(key, logger)]).toEqual([key, undefined]);
+      expect(warn).toHaveBeenCalledTimes(3);
+      expect(warn.mock.calls.map((c) => c[1] as string)).toEqual([
+        expect.stringContaining('owned by uid 1234'),
+        expect.stringContaining('writable by group or others (mode 0620)'),
+        expect.stringContaining('not a regular file'),
+      ]);
+      expect((await findSnapshot('ours', logger))?.path).toBe(join(dir, 'ours.state'));
+      expect(warn).toHaveBeenCalledTimes(3);
+    });
+
+    it('creates its directory 0700 and its notes 0600', async () => {
+      const fresh = join(dir, 'fresh');
+      process.env['GVMI_TEST_SNAPSHOT_DIR'] = fresh;
+      await snapshotTemporaryPath('k');
+      expect((await stat(fresh)).mode & 0o777).toBe(0o700);
+      await describeSnapshot('k', { image: 'x' });
+      expect((await stat(join(fresh, 'k.json'))).mode & 0o777).toBe(0o600);
+    });
+
+    it('prunes nothing in a directory it does not trust', async () => {
+      await state('a', 2, 100);
+      await chmod(dir, 0o777);
+      expect(await pruneSnapshots(0)).toEqual([]);
+      expect((await readdir(dir)).sort()).toEqual(['a.json', 'a.state']);
+    });
   });
 });
