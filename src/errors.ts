@@ -26,7 +26,6 @@ export type ErrorCode =
   | 'setup.tool-missing'
   | 'setup.kvm-unusable'
   | 'setup.unsafe-snapshot-dir'
-  | 'setup.unsafe-snapshot-dir'
   // a running VM
   | 'vm.boot-failed'
   | 'vm.boot-timeout'
