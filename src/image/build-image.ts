@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { dir as tempDir } from 'tmp-promise';
 import { GvmiTestError } from '../errors.js';
 import { normaliseVolumePath, type ContainerConfig } from './container-config.js';
+import { expansionBudget, MAX_EXPAND_ENV, parseMaxExpand, type ExpansionBudget } from './expansion-budget.js';
 import { encodeTrailer, readGvmi, type GvmiImage } from './gvmi-file.js';
 import { isArchiveDirectory, readImageArchive, unpackOuterTar, type ImageArchive } from './image-archive.js';
 import { runMksquashfs } from './mksquashfs.js';
@@ -32,6 +33,12 @@ export interface BuildOptions extends ImageSettings {
   output: string;
   force?: boolean;
   compression?: BuildCompression;
+  /**
+   * How far an archive may expand while unpacking: bytes (a number, or "8GiB") or a ratio to the
+   * archive's size ("100x"). Default: GVMI_TEST_MAX_EXPAND, else 20× the archive, at least 64 MiB.
+   * The scratch filesystem's free space caps it in any case.
+   */
+  maxExpand?: number | string;
   onProgress?: (stage: string, percent?: number) => void;
   signal?: AbortSignal;
 }
@@ -88,12 +95,20 @@ async function sourceKind(source: string): Promise<BuildResult['sourceKind'] | '
   throw new GvmiTestError('build.bad-source', `${source} is neither a directory nor an archive file`);
 }
 
+async function totalSize(files: string[]): Promise<number> {
+  let total = 0;
+  for (const file of files) total += (await stat(file)).size;
+  return total;
+}
+
 export async function buildImage(options: BuildOptions): Promise<BuildResult> {
   validateSettings(options);
   const compression = options.compression ?? 'lzo';
   if (!BUILD_COMPRESSIONS.includes(compression)) {
     throw new GvmiTestError('build.bad-option', `compression ${JSON.stringify(compression)}: choose one of ${BUILD_COMPRESSIONS.join(', ')}`);
   }
+  const maxExpandSetting = options.maxExpand ?? (process.env[MAX_EXPAND_ENV] || undefined);
+  const maxExpand = maxExpandSetting === undefined ? undefined : parseMaxExpand(maxExpandSetting);
   const output = resolve(options.output);
   if (!options.force && (await stat(output).catch(() => undefined))) {
     throw new GvmiTestError('build.output-exists', `${output} exists`, { hint: 'pass --force to replace it' });
@@ -116,19 +131,23 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
 
     if (kind !== 'directory') {
       let archiveRoot = tree;
+      // Everything unpacked into the scratch directory is counted against one budget.
+      let budget: ExpansionBudget | undefined;
       if (kind === 'archive-file') {
         progress('unpacking archive');
         archiveRoot = join(scratch.path, 'archive');
         await mkdir(archiveRoot);
-        await unpackOuterTar(tree, archiveRoot);
+        budget = await expansionBudget(scratch.path, (await stat(tree)).size, maxExpand);
+        await unpackOuterTar(tree, archiveRoot, budget);
       }
       const archive: ImageArchive = await readImageArchive(archiveRoot);
+      budget ??= await expansionBudget(scratch.path, await totalSize(archive.layers), maxExpand);
       if (archive.architecture !== 'amd64') {
         warnings.push(`the image is for ${archive.architecture}; Golem providers run amd64`);
       }
       tree = join(scratch.path, 'rootfs');
       await mkdir(tree);
-      const builder = new RootfsBuilder(tree);
+      const builder = new RootfsBuilder(tree, budget);
       for (const [i, layer] of archive.layers.entries()) {
         progress(`applying layer ${i + 1}/${archive.layers.length}`);
         await builder.applyLayer(createReadStream(layer), basename(layer));

@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import tar from 'tar-stream';
 import { GvmiTestError } from '../errors.js';
 import type { ContainerConfig } from './container-config.js';
+import type { ExpansionBudget } from './expansion-budget.js';
 import { feed, normaliseEntryName, writeEntry } from './rootfs-from-layers.js';
 import { resolveInRoot } from './scoped-path.js';
 
@@ -36,15 +37,20 @@ export async function isArchiveDirectory(dir: string): Promise<boolean> {
   return (await has('manifest.json')) && !(await has('bin')) && !(await has('etc')) && !(await has('usr'));
 }
 
-/** Unpacks the outer tar of a saved image into `into` (layer blobs stay packed). */
-export async function unpackOuterTar(archive: string, into: string): Promise<void> {
+/**
+ * Unpacks the outer tar of a saved image into `into` (layer blobs stay packed). With a budget,
+ * its bytes count towards what the build may write.
+ */
+export async function unpackOuterTar(archive: string, into: string, budget?: ExpansionBudget): Promise<void> {
   const extract = tar.extract();
   let entries = 0;
+  let current = Promise.resolve();
   const done = new Promise<void>((resolve, reject) => {
     extract.on('entry', (header, stream, next) => {
       entries++;
       stream.on('error', () => {}); // surfaced through the extractor; never unhandled
       const handle = async (): Promise<void> => {
+        budget?.declare(header.size ?? 0, `archive entry ${JSON.stringify(header.name)}`);
         const rel = normaliseEntryName(header.name);
         // Resolved inside `into`: an archive's own symlinks must not lead a later entry outside.
         const parts = rel.split('/');
@@ -66,14 +72,18 @@ export async function unpackOuterTar(archive: string, into: string): Promise<voi
           stream.resume();
         }
       };
-      handle().then(() => next(), (error: unknown) => extract.destroy(error as Error));
+      current = handle().then(() => next(), (error: unknown) => extract.destroy(error as Error));
     });
     extract.on('finish', resolve);
     extract.on('error', reject);
   });
+  const input = createReadStream(archive);
   try {
-    await feed(createReadStream(archive), extract, done);
+    await feed(budget ? budget.meter(input) : input, extract, done);
   } catch (error) {
+    // Let the entry being written settle, so nothing is created after the caller cleans up.
+    await current;
+    input.destroy();
     if (error instanceof GvmiTestError) throw error;
     throw new GvmiTestError('build.unknown-archive', `${archive} is not a tar archive (docker save or OCI layout expected)`, { cause: error });
   }

@@ -13,6 +13,7 @@ import type { Readable, Writable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import tar from 'tar-stream';
 import { GvmiTestError } from '../errors.js';
+import type { ExpansionBudget } from './expansion-budget.js';
 import { escapesRoot, resolveInRoot, ScopedPathError, splitPath } from './scoped-path.js';
 
 const WHITEOUT_PREFIX = '.wh.';
@@ -85,16 +86,22 @@ export class RootfsBuilder {
   private readonly attributes = new Map<string, Attributes>();
   private readonly specials = new Map<string, SpecialFile>();
 
-  constructor(readonly root: string) {}
+  /** With a budget, what the layers expand to is counted and capped (see expansion-budget.ts). */
+  constructor(readonly root: string, private readonly budget?: ExpansionBudget) {}
 
   /** Applies one layer: an uncompressed or gzip-compressed tar stream. */
   async applyLayer(input: Readable, layerName: string): Promise<void> {
     const extract = tar.extract();
     const touched = new Set<string>();
+    let current = Promise.resolve();
     const done = new Promise<void>((resolve, reject) => {
       extract.on('entry', (header, stream, next) => {
         stream.on('error', () => {}); // surfaced through the extractor; never unhandled
-        this.applyEntry(header, stream, touched).then(
+        current = Promise.resolve().then(() => {
+          // Before any of it is written: a header may declare 100 GiB.
+          this.budget?.declare(header.size ?? 0, `layer ${layerName} entry ${JSON.stringify(header.name)}`);
+          return this.applyEntry(header, stream, touched);
+        }).then(
           () => next(),
           (error: unknown) => {
             stream.resume();
@@ -106,8 +113,13 @@ export class RootfsBuilder {
       extract.on('error', reject);
     });
     try {
-      await feed(await decompressed(input, layerName), extract, done);
+      const tarStream = await decompressed(input, layerName);
+      await feed(this.budget ? this.budget.meter(tarStream) : tarStream, extract, done);
     } catch (error) {
+      // The entry being applied may be between two file-system calls: let it settle, so nothing
+      // is created after the caller has removed the scratch directory.
+      await current;
+      input.destroy();
       if (error instanceof GvmiTestError) throw error;
       throw new GvmiTestError('build.bad-archive', `layer ${layerName} is not a readable tar: ${(error as Error).message}`, { cause: error });
     }

@@ -15,6 +15,7 @@ interface BuildFlags {
   entrypoint?: string;
   cmd?: string;
   label: string[];
+  maxExpand?: string;
   json?: boolean;
 }
 
@@ -32,6 +33,7 @@ export function registerBuild(program: Command, io: CliIo): void {
     .option('--entrypoint <cmd>', 'ENTRYPOINT, as JSON array or words (providers ignore it)')
     .option('--cmd <cmd>', 'CMD, as JSON array or words (providers ignore it)')
     .option('--label <KEY=VALUE>', 'add a label (repeatable)', collect, [])
+    .option('--max-expand <size|ratio>', 'how far an archive may expand: bytes (8GiB) or a ratio to its size (100x); default 20x, at least 64MiB (env GVMI_TEST_MAX_EXPAND)')
     .option('--json', 'print the result as JSON')
     .action(async (source: string, flags: BuildFlags) => {
       if (!(BUILD_COMPRESSIONS as readonly string[]).includes(flags.compression)) {
@@ -53,6 +55,7 @@ export function registerBuild(program: Command, io: CliIo): void {
         ...(flags.entrypoint !== undefined ? { entrypoint: parseCommandWords(flags.entrypoint, '--entrypoint') } : {}),
         ...(flags.cmd !== undefined ? { cmd: parseCommandWords(flags.cmd, '--cmd') } : {}),
         labels,
+        ...(flags.maxExpand !== undefined ? { maxExpand: flags.maxExpand } : {}),
         onProgress: (stage, percent) => {
           if (flags.json) return;
           if (io.stderr.isTTY) {

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { GvmiTestError } from '../../../src/errors.js';
 import { readImageArchive, unpackOuterTar } from '../../../src/image/image-archive.js';
+import { expansionBudget } from '../../../src/image/expansion-budget.js';
 import { RootfsBuilder } from '../../../src/image/rootfs-from-layers.js';
 import { FUZZ_CASES, FUZZ_SEED, mutate, rng } from '../../helpers/fuzz.js';
 import { makeDockerSave, makeOciLayout, makeTar } from '../../helpers/tar-builder.js';
@@ -43,9 +44,11 @@ describe('fuzz: image archives', () => {
       await mkdir(join(caseDir, 'rootfs'));
       await writeFile(join(caseDir, 'in.tar'), input);
       try {
-        await unpackOuterTar(join(caseDir, 'in.tar'), join(caseDir, 'outer'));
+        // The build's own budget: mutated headers declaring huge sizes must end typed too.
+        const budget = await expansionBudget(caseDir, input.length);
+        await unpackOuterTar(join(caseDir, 'in.tar'), join(caseDir, 'outer'), budget);
         const archive = await readImageArchive(join(caseDir, 'outer'));
-        const builder = new RootfsBuilder(join(caseDir, 'rootfs'));
+        const builder = new RootfsBuilder(join(caseDir, 'rootfs'), budget);
         for (const layer of archive.layers) await builder.applyLayer(createReadStream(layer), layer);
         await builder.pseudoDefinitions();
         codes.set('ok', (codes.get('ok') ?? 0) + 1);
