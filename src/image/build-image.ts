@@ -54,7 +54,7 @@ export const NO_VOLUME_WARNING =
 
 function validateSettings(settings: ImageSettings): void {
   for (const v of settings.volumes ?? []) {
-    if (!v.startsWith('/')) throw new GvmiTestError('build.bad-option', `volume ${JSON.stringify(v)} must be an absolute path`);
+    normaliseVolumePath(v, 'build.bad-option');
   }
   for (const e of settings.env ?? []) {
     if (!/^[^=]+=/.test(e)) throw new GvmiTestError('build.bad-option', `env ${JSON.stringify(e)} must look like KEY=VALUE`);
@@ -69,7 +69,8 @@ export function containerConfigFor(base: ContainerConfig, settings: ImageSetting
   const env = new Map<string, string>();
   for (const entry of [...(base.Env ?? []), ...(settings.env ?? [])]) env.set(entry.split('=', 1)[0]!, entry);
   const volumes: Record<string, object> = {};
-  for (const v of [...Object.keys(base.Volumes ?? {}), ...(settings.volumes ?? [])]) volumes[normaliseVolumePath(v)] = {};
+  for (const v of Object.keys(base.Volumes ?? {})) volumes[normaliseVolumePath(v, 'build.bad-archive')] = {};
+  for (const v of settings.volumes ?? []) volumes[normaliseVolumePath(v, 'build.bad-option')] = {};
   const labels = { ...(base.Labels ?? {}), ...(settings.labels ?? {}) };
   const config: ContainerConfig = {
     Hostname: '',
