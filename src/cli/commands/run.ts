@@ -165,7 +165,10 @@ export function registerRun(program: Command, io: CliIo): void {
       if (report && !json) printReport(report, io);
 
       if (flags.output) {
-        for (const v of vm.volumes) await vm.download(v.guestPath, join(resolve(flags.output), v.guestPath));
+        // Volume paths were checked to be plain absolute paths (no `.`/`..`), and nothing below
+        // the output directory is followed: each volume lands at <output>/<volume path>.
+        const output = resolve(flags.output);
+        for (const v of vm.volumes) await vm.download(v.guestPath, join(output, v.guestPath), { root: output });
       }
       if (flags.keep) {
         for (const v of vm.volumes) writeLine(io.stderr, `gvmi-test: volume ${printable(v.guestPath)} kept at ${printable(v.hostPath)}`);
