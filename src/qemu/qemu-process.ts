@@ -1,10 +1,12 @@
 /**
  * QEMU as a child process. Spawned with node:child_process directly: QEMU is on every VM's start
  * path, and loading execa costs more than a tenth of a second of each cold run. What execa's
- * `cleanup` gave is kept: QEMU processes still running when this process exits are killed (and
- * when this process is SIGKILLed, the guest powers off as soon as its channel closes).
+ * `cleanup` gave is kept: QEMU processes still running when this process exits are killed, and
+ * when this process dies without a chance to (SIGKILL), each QEMU's orphan reaper ends it and
+ * removes the VM's temporary directories.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { startOrphanReaper } from './orphan-reaper.js';
 
 export interface QemuExit {
   exitCode: number | null;
@@ -34,10 +36,15 @@ function installExitHook(): void {
 
 const MAX_STDERR = 64 * 1024;
 
-/** @param inheritFds passed to QEMU as fds 3, 4, … (e.g. a saved state for `-incoming fd:3`). */
-export function spawnQemu(binary: string, args: readonly string[], signal?: AbortSignal, inheritFds: readonly number[] = []): QemuProcess {
+/**
+ * @param inheritFds passed to QEMU as fds 3, 4, … (e.g. a saved state for `-incoming fd:3`).
+ * @param removeOnHostDeath directories to remove if this process dies while QEMU runs.
+ */
+export function spawnQemu(binary: string, args: readonly string[], signal?: AbortSignal, inheritFds: readonly number[] = [], removeOnHostDeath: readonly string[] = []): QemuProcess {
   installExitHook();
+  const reaper = startOrphanReaper(removeOnHostDeath);
   const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe', ...inheritFds], ...(signal ? { signal, killSignal: 'SIGKILL' as const } : {}) });
+  if (child.pid !== undefined) reaper.watch(child.pid);
   live.add(child);
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => {
@@ -46,6 +53,7 @@ export function spawnQemu(binary: string, args: readonly string[], signal?: Abor
   let running = true;
   const exited = new Promise<QemuExit>((resolve) => {
     const done = (exitCode: number | null, sig: NodeJS.Signals | null): void => {
+      reaper.release();
       running = false;
       live.delete(child);
       resolve({ exitCode, signal: sig });

@@ -32,6 +32,8 @@ export interface LaunchRequest {
   timeoutMs: number;
   logger: Logger;
   signal?: AbortSignal;
+  /** Directories to remove should this process die while QEMU runs (see orphan-reaper). */
+  removeOnHostDeath?: readonly string[];
   /** Whether the VM was stopped on purpose (a closed channel is then not a crash). */
   stoppedOnPurpose: () => boolean;
 }
@@ -110,7 +112,7 @@ export async function launchQemu(request: LaunchRequest): Promise<LaunchedQemu> 
     logger.debug({ qemu: request.qemuPath, args }, mode.kind === 'restore' ? 'restoring QEMU from a snapshot' : 'starting QEMU');
     let proc: QemuProcess;
     try {
-      proc = spawnQemu(request.qemuPath, args, request.signal, stateFd === undefined ? [] : [stateFd]);
+      proc = spawnQemu(request.qemuPath, args, request.signal, stateFd === undefined ? [] : [stateFd], request.removeOnHostDeath);
     } finally {
       // QEMU has its own copy of the descriptor once spawned.
       if (stateFd !== undefined) closeSync(stateFd);

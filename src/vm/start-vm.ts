@@ -20,7 +20,6 @@ import { describeSnapshot, discardSnapshot, findSnapshot, hostCpuIdentity, prune
 import { StartedVm, type SnapshotUse } from './started-vm.js';
 import { shadowedPaths } from './shadowed-paths.js';
 import { snapshotsWanted } from './snapshot-settings.js';
-import { warmUpImageShell } from './warm-up.js';
 import { planVolumes } from './volumes.js';
 
 export interface StartVmOptions {
@@ -109,6 +108,7 @@ export async function startVm(options: StartVmOptions): Promise<StartedVm> {
         agentSocket,
         monitorSocket: join(privateDir.path, `qmp-${attempt}.sock`),
         consoleLog, mode, timeoutMs, logger,
+        removeOnHostDeath: [privateDir.path, ...(keepVolumes ? [] : planned.mounts.filter((m) => m.temporary).map((m) => m.hostPath))],
         ...(options.signal ? { signal: options.signal } : {}),
         stoppedOnPurpose: () => vmRef?.stopped ?? false,
       });
@@ -153,8 +153,11 @@ export async function startVm(options: StartVmOptions): Promise<StartedVm> {
 
     if (key && launched.qmp && snapshot.use === 'saved') {
       // Saved before any volume is mounted: QEMU refuses to migrate with a 9p export in use.
+      // Nothing of the image has run yet, and nothing may: whatever ran (a daemon a hostile
+      // /bin/sh leaves behind, a file it writes) would be saved and start again in every restored
+      // VM, before the user's first command. The first process a VM runs is the user's, id 1, as
+      // on a provider.
       try {
-        await warmUpImageShell(client, image.metadata.env);
         const saveTimeoutMs = Number(process.env['GVMI_TEST_SNAPSHOT_SAVE_TIMEOUT_MS'] ?? bootTimeoutMs);
         const saved = await saveVmState(launched.qmp, await snapshotTemporaryPath(key), snapshotStatePath(key), qemuUser, saveTimeoutMs);
         snapshot = { ...snapshot, bytes: saved.bytes, saveMs: saved.ms };

@@ -1,9 +1,12 @@
 /**
  * The guest agent against a hostile or dying host: it answers ERR and keeps serving; when the
- * host disappears, the guest powers off and QEMU is gone.
+ * host disappears, QEMU is ended and the VM's temporary directories removed, whatever the guest does.
  */
 import { execFileSync } from 'node:child_process';
-import { resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { AgentRequestError } from '../../src/agent/agent-client.js';
@@ -66,38 +69,71 @@ describe('a hostile host', () => {
   });
 });
 
-describe('a host that dies', () => {
-  it('SIGKILL of the host process: the guest powers off, no QEMU is left', async () => {
-    const script = `
-      import { startVm } from ${JSON.stringify(resolve('dist/index.js'))};
-      const vm = await startVm({ image: ${JSON.stringify(inject('tinyImage'))} });
-      await vm.exec('true');
-      console.log('ready');
-      setInterval(() => {}, 1000);
-    `;
-    const child = execa('node', ['--input-type=module', '-e', script], { reject: false });
-    await new Promise<void>((resolvePromise) => child.stdout!.on('data', (d: Buffer) => { if (d.toString().includes('ready')) resolvePromise(); }));
-    const qemuPids = (): string[] => {
-      try {
-        return execFileSync('pgrep', ['-P', String(child.pid), 'qemu-system'], { encoding: 'utf8' }).trim().split('\n').filter(Boolean);
-      } catch {
-        return [];
-      }
-    };
-    const pids = qemuPids();
-    expect(pids).toHaveLength(1);
-    child.kill('SIGKILL');
-    await child;
-    const deadline = Date.now() + 10_000;
-    let alive = true;
-    while (Date.now() < deadline && alive) {
-      try {
-        process.kill(Number(pids[0]), 0);
-        await new Promise((r) => setTimeout(r, 100));
-      } catch {
-        alive = false;
-      }
+const hasMuslGcc = (() => {
+  try {
+    execFileSync('musl-gcc', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+/**
+ * Starts a VM in a child process, runs `guestSetup` (a module-scope snippet with `vm` in scope),
+ * SIGKILLs the child, and reports whether its QEMU and the VM's temporary directories are gone.
+ */
+async function killHostOf(guestSetup: string): Promise<{ qemuGone: boolean; leftDirs: string[] }> {
+  const script = `
+    import { startVm } from ${JSON.stringify(resolve('dist/index.js'))};
+    import { dirname } from 'node:path';
+    const vm = await startVm({ image: ${JSON.stringify(inject('tinyImage'))} });
+    await vm.exec('true');
+    ${guestSetup}
+    console.log('ready ' + JSON.stringify([dirname(vm.info.consoleLog), ...vm.volumes.map((v) => v.hostPath)]));
+    setInterval(() => {}, 1000);
+  `;
+  const child = execa('node', ['--input-type=module', '-e', script], { reject: false });
+  const dirs = await new Promise<string[]>((resolvePromise) => child.stdout!.on('data', (d: Buffer) => {
+    const m = /ready (\[.*\])/.exec(d.toString());
+    if (m) resolvePromise(JSON.parse(m[1]!) as string[]);
+  }));
+  let pids: string[] = [];
+  try {
+    pids = execFileSync('pgrep', ['-P', String(child.pid), 'qemu-system'], { encoding: 'utf8' }).trim().split('\n').filter(Boolean);
+  } catch { /* none */ }
+  expect(pids).toHaveLength(1);
+  child.kill('SIGKILL');
+  await child;
+  // Bounded wait for an outcome (no timing is asserted: the reaper acts within milliseconds).
+  const deadline = Date.now() + 30_000;
+  const alive = (): boolean => {
+    try {
+      process.kill(Number(pids[0]), 0);
+      return true;
+    } catch {
+      return false;
     }
-    expect(alive).toBe(false);
+  };
+  const left = (): string[] => dirs.filter((d) => existsSync(d));
+  while (Date.now() < deadline && (alive() || left().length > 0)) await new Promise((r) => setTimeout(r, 100));
+  return { qemuGone: !alive(), leftDirs: left() };
+}
+
+describe('a host that dies', () => {
+  it('SIGKILL of the host process: no QEMU is left, nor its temporary directories', async () => {
+    expect(await killHostOf('')).toEqual({ qemuGone: true, leftDirs: [] });
+  });
+
+  it.skipIf(!hasMuslGcc)('a guest that starves its agent (SCHED_FIFO 99 spinner) cannot keep QEMU alive after the host dies', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'gvmi-spinner-'));
+    await writeFile(join(dir, 'spin.c'), '#include <sched.h>\nint main(void) { struct sched_param p = { .sched_priority = 99 }; if (sched_setscheduler(0, SCHED_FIFO, &p)) return 1; for (;;) ; }\n');
+    execFileSync('musl-gcc', ['-static', '-O1', '-o', join(dir, 'spin'), join(dir, 'spin.c')]);
+    const outcome = await killHostOf(`
+      await vm.upload(${JSON.stringify(join(dir, 'spin'))}, '/golem/input/spin');
+      await vm.spawn(['/golem/input/spin']);
+      await new Promise((r) => setTimeout(r, 1000));
+    `);
+    await rm(dir, { recursive: true, force: true });
+    expect(outcome).toEqual({ qemuGone: true, leftDirs: [] });
   });
 });
