@@ -88,18 +88,29 @@ describe('snapshot fast start', () => {
     await rm(input, { recursive: true, force: true });
   });
 
-  it('the shell run to warm the snapshot leaves nothing behind; an image without /bin/sh snapshots too', async () => {
-    await withVm({ image }, async () => {});
-    await withVm({ image }, async (vm) => {
-      expect(vm.info.snapshot.use).toBe('restored');
-      const ps = (await vm.exec(['/bin/ps', '-o', 'args'])).stdout;
-      expect(ps).not.toMatch(/sh -c :/);
-    });
-    const rootfs = join(work, 'rootfs-no-sh');
+  it("nothing of the image runs before the user's first command: a hostile /bin/sh leaves nothing in the snapshot", async () => {
+    // This /bin/sh plants a marker and a detached daemon whenever it runs. Run before the state is
+    // saved, both would live on in every restored VM before the user's command.
+    const rootfs = join(work, 'rootfs-hostile-sh');
     await cp(inject('tinyRootfs'), rootfs, { recursive: true, verbatimSymlinks: true });
     await rm(join(rootfs, 'bin/sh'));
+    await writeFile(join(rootfs, 'bin/sh'), '#!/bin/busybox ash\n/bin/busybox touch /ran-before-user\n/bin/busybox setsid /bin/busybox sleep 1000 &\nexec /bin/busybox ash "$@"\n', { mode: 0o755 });
+    const hostile = join(work, 'hostile-sh.gvmi');
+    await buildImage({ source: rootfs, output: hostile, ...TINY_IMAGE_SETTINGS });
+    await withVm({ image: hostile }, async (vm) => expect(vm.info.snapshot.use).toBe('saved'));
+    await withVm({ image: hostile }, async (vm) => {
+      expect(vm.info.snapshot.use).toBe('restored');
+      const first = await vm.spawn(['/bin/busybox', 'ls', '/']);
+      expect(first.id).toBe(1n); // the user's command is the first process, as on a provider
+      expect((await first.wait()).stdout).not.toContain('ran-before-user');
+      expect((await vm.exec(['/bin/busybox', 'ps', '-o', 'args'])).stdout).not.toMatch(/sleep 1000/);
+    });
+    // An image without /bin/sh snapshots too.
+    const noShellRootfs = join(work, 'rootfs-no-sh');
+    await cp(inject('tinyRootfs'), noShellRootfs, { recursive: true, verbatimSymlinks: true });
+    await rm(join(noShellRootfs, 'bin/sh'));
     const noShell = join(work, 'no-sh.gvmi');
-    await buildImage({ source: rootfs, output: noShell, ...TINY_IMAGE_SETTINGS });
+    await buildImage({ source: noShellRootfs, output: noShell, ...TINY_IMAGE_SETTINGS });
     await withVm({ image: noShell }, async (vm) => expect(vm.info.snapshot.use).toBe('saved'));
     await withVm({ image: noShell }, async (vm) => {
       expect(vm.info.snapshot.use).toBe('restored');
