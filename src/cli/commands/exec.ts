@@ -4,9 +4,11 @@ import { signalNumber } from '../../vm/guest-process.js';
 import { ExitStatus } from '../program.js';
 import type { CliIo } from '../io.js';
 import { collect, parseKeyValue, parsePositiveInt } from '../options.js';
+import { CONNECT_ENV, resolveConnectUrl } from '../served-url.js';
 
 interface ExecFlags {
   connect?: string;
+  connectFile?: string;
   env: string[];
   workdir?: string;
   timeout?: string;
@@ -16,15 +18,16 @@ export function registerExec(program: Command, io: CliIo): void {
   program
     .command('exec')
     .description('run a command in a VM served by `gvmi-test serve`, streaming its output; exits with its status')
-    .requiredOption('--connect <url>', 'the URL `gvmi-test serve` printed (with its token)')
+    .option('--connect <source>', `- : read the URL \`gvmi-test serve\` printed from stdin (a URL here is refused: ps shows argv to everyone; or set ${CONNECT_ENV})`)
+    .option('--connect-file <path>', 'read the URL from this file (mode 0600, yours; `serve --url-file` writes it)')
     .option('--env <KEY=VALUE>', 'add to the image Env (repeatable)', collect, [])
     .option('--workdir <path>', 'working directory (default: the image WORKDIR)')
     .option('--timeout <seconds>', 'kill the command (and fail) after this long')
     .argument('<command...>', 'after --: the command and its arguments')
     .action(async (command: string[], flags: ExecFlags) => {
-      if (!flags.connect) throw new GvmiTestError('usage', '--connect <url> is required');
+      const url = await resolveConnectUrl({ connect: flags.connect, connectFile: flags.connectFile, stdin: io.stdin });
       const { connectVm } = await import('../../server/ws-client.js');
-      const vm = await connectVm(flags.connect);
+      const vm = await connectVm(url);
       try {
         const p = await vm.spawn(command, {
           env: Object.fromEntries(flags.env.map((e) => parseKeyValue(e, '--env'))),
