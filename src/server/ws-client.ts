@@ -3,8 +3,9 @@
  * the vitest fixture work unchanged against it (e.g. one VM booted in a vitest globalSetup and
  * shared by every worker). `stop()` disconnects; `shutdown()` stops the served VM itself.
  */
-import { lstat, readFile, symlink, unlink, writeFile, chmod, mkdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { lstat, open, rename, symlink, unlink, chmod, mkdir } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { WebSocket } from 'ws';
 import type { UpperUsageEntry } from '../agent/agent-client.js';
 import { ExitKind } from '../agent/protocol.js';
@@ -14,9 +15,13 @@ import { GvmiTestError, type ErrorCode } from '../errors.js';
 import { GuestProcess, signalName, signalNumber, type ExecResult } from '../vm/guest-process.js';
 import { commandArgv, RESULT_VM, type ExecOptions, type SpawnOptions, type VmStats } from '../vm/started-vm.js';
 import type { VmLike, VmLikeInfo } from '../vm/vm-like.js';
-import type { ClientMessage, ServerMessage } from './ws-protocol.js';
+import { sendPaced } from './paced-send.js';
+import { DOWNLOAD_CHUNK_BYTES, type ClientMessage, type ServerMessage } from './ws-protocol.js';
 
 const UPLOAD_CHUNK = 1024 * 1024;
+/** Downloaded bytes not yet on disk above which the server is not read from. */
+const WRITE_HIGH_WATER_BYTES = 16 * 1024 * 1024;
+const ZEROS = Buffer.alloc(DOWNLOAD_CHUNK_BYTES);
 
 interface Waiter {
   resolve: (m: ServerMessage) => void;
@@ -48,7 +53,8 @@ export class RemoteVm implements VmLike {
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
       ws.once('unexpected-response', (_req, res) => reject(new GvmiTestError('usage', `the server refused the connection: ${res.statusCode} ${res.statusMessage ?? ''}`.trim(), {
-        hint: res.statusCode === 401 ? 'the token in the URL is missing or wrong: use the URL gvmi-test serve printed' : undefined,
+        hint: res.statusCode === 401 ? 'the token in the URL is missing or wrong: use the URL gvmi-test serve printed'
+          : res.statusCode === 403 ? 'the server refuses connections that carry an Origin header (browser pages)' : undefined,
       })));
       ws.once('error', (e) => reject(new GvmiTestError('usage', `cannot connect to ${url.replace(/token=[^&]+/, 'token=…')}: ${e.message}`)));
     });
@@ -171,42 +177,87 @@ export class RemoteVm implements VmLike {
     return result;
   }
 
+  /** Streams the file chunk by chunk, waiting while the server lags: memory stays small for any size. */
   async upload(hostPath: string, guestPath: string): Promise<void> {
     const st = await lstat(hostPath);
     if (!st.isFile()) throw new GvmiTestError('transfer.failed', `${hostPath}: only regular files can be uploaded to a served VM`);
-    const content = await readFile(hostPath);
+    const handle = await open(hostPath, 'r');
     const id = this.id();
-    // The first error for this id (e.g. not under a volume) rejects; later ones are ignored.
+    // The first error for this id (e.g. not under a volume, too large) rejects; later ones are ignored.
+    let refused = false;
     const outcome = new Promise<ServerMessage>((resolve, reject) => this.waiters.set(id, { resolve, reject }));
+    outcome.catch(() => { refused = true; });
     try {
+      const { size } = await handle.stat();
+      const buffer = Buffer.allocUnsafe(UPLOAD_CHUNK);
       let offset = 0;
+      // at least one chunk, so an empty file is created too; stop early once the server refused
       do {
-        this.send({ op: 'upload', id, path: guestPath, offset, data: content.subarray(offset, offset + UPLOAD_CHUNK).toString('base64') });
-        offset += UPLOAD_CHUNK;
-      } while (offset < content.length);
-      this.send({ op: 'upload-end', id });
+        const { bytesRead } = await handle.read(buffer, 0, Math.min(UPLOAD_CHUNK, size - offset), offset);
+        if (this.closedError) throw this.closedError;
+        await sendPaced(this.ws, JSON.stringify({ op: 'upload', id, path: guestPath, offset, data: buffer.subarray(0, bytesRead).toString('base64') } satisfies ClientMessage));
+        offset += bytesRead;
+        if (bytesRead === 0) break;
+      } while (offset < size && !refused);
+      if (!refused) this.send({ op: 'upload-end', id });
     } catch (error) {
       this.waiters.delete(id);
-      throw error;
+      throw error instanceof GvmiTestError ? error : new GvmiTestError('transfer.failed', `upload of ${hostPath}: ${(error as Error).message}`);
+    } finally {
+      await handle.close();
     }
     await outcome;
   }
 
+  /**
+   * Writes each chunk at its offset as it arrives, into a temporary file renamed into place at
+   * the end (a failed download leaves nothing). All-zero chunks are skipped, so a sparse file
+   * stays sparse. While writes lag, the server is not read from: memory stays small.
+   */
   async download(guestPath: string, hostPath: string): Promise<{ size: number }> {
-    const chunks: Buffer[] = [];
-    const m = await this.request({ op: 'download', id: this.id(), path: guestPath }, (d) => {
-      if (d.event === 'data') chunks.push(Buffer.from(d.data, 'base64'));
-    });
-    if (m.event !== 'downloaded') throw new GvmiTestError('agent.protocol', `unexpected ${m.event}`);
     await mkdir(dirname(hostPath), { recursive: true });
-    await unlink(hostPath).catch(() => {});
-    if (m.symlink !== undefined) {
-      await symlink(m.symlink, hostPath);
-      return { size: 0 };
+    const part = join(dirname(hostPath), `.${basename(hostPath)}.gvmi-part-${randomBytes(6).toString('hex')}`);
+    const handle = await open(part, 'wx', 0o600);
+    let writing: Promise<void> = Promise.resolve();
+    let unwritten = 0;
+    let writeError: unknown;
+    const onData = (d: ServerMessage): void => {
+      if (d.event !== 'data') return;
+      const bytes = Buffer.from(d.data, 'base64');
+      if (bytes.length <= ZEROS.length && bytes.equals(ZEROS.subarray(0, bytes.length))) return;
+      unwritten += bytes.length;
+      if (unwritten > WRITE_HIGH_WATER_BYTES) this.ws.pause();
+      writing = writing
+        .then(async () => { if (writeError === undefined) await handle.write(bytes, 0, bytes.length, d.offset); })
+        .catch((error: unknown) => { writeError ??= error; })
+        .finally(() => {
+          unwritten -= bytes.length;
+          if (unwritten <= WRITE_HIGH_WATER_BYTES && this.ws.isPaused) this.ws.resume();
+        });
+    };
+    try {
+      const m = await this.request({ op: 'download', id: this.id(), path: guestPath }, onData);
+      await writing;
+      if (writeError !== undefined) throw new GvmiTestError('transfer.failed', `${hostPath}: ${(writeError as Error).message}`);
+      if (m.event !== 'downloaded') throw new GvmiTestError('agent.protocol', `unexpected ${m.event}`);
+      if (m.symlink !== undefined) {
+        await handle.close();
+        await unlink(part);
+        await unlink(hostPath).catch(() => {});
+        await symlink(m.symlink, hostPath);
+        return { size: 0 };
+      }
+      await handle.truncate(m.size); // the holes at the end, if any
+      await handle.close();
+      await chmod(part, m.mode);
+      await rename(part, hostPath);
+      return { size: m.size };
+    } catch (error) {
+      await writing;
+      await handle.close().catch(() => {});
+      await unlink(part).catch(() => {});
+      throw error;
     }
-    await writeFile(hostPath, Buffer.concat(chunks));
-    await chmod(hostPath, m.mode);
-    return { size: m.size };
   }
 
   async stats(): Promise<VmStats> {

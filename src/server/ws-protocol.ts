@@ -60,7 +60,7 @@ export function validateClientMessage(value: unknown): string | undefined {
       return str('signal') ? undefined : '"signal" must be a signal name';
     case 'upload':
       if (!str('path') || !str('data')) return '"path" and "data" (base64) are required';
-      return typeof m['offset'] === 'number' && m['offset'] >= 0 ? undefined : '"offset" must be a number >= 0';
+      return Number.isSafeInteger(m['offset']) && (m['offset'] as number) >= 0 ? undefined : '"offset" must be an integer >= 0';
     case 'download':
       return str('path') ? undefined : '"path" is required';
     default:

@@ -5,7 +5,7 @@
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage } from 'node:http';
-import { lstat, mkdtemp, open, readFile, readlink, rm, type FileHandle } from 'node:fs/promises';
+import { lstat, mkdtemp, open, readlink, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -15,9 +15,18 @@ import { GvmiTestError } from '../errors.js';
 import type { GuestProcess } from '../vm/guest-process.js';
 import type { StartedVm } from '../vm/started-vm.js';
 import { locateInVolumes } from '../vm/transfer.js';
+import { sendPaced } from './paced-send.js';
 import { DOWNLOAD_CHUNK_BYTES, MAX_FRAME_BYTES, validateClientMessage, type ClientMessage, type ServerMessage } from './ws-protocol.js';
 
 const HARD_FRAME_LIMIT = 64 * 1024 * 1024;
+/** Default for the largest file moved either way: a cap, so no client makes the host hold or write without end. */
+export const DEFAULT_MAX_TRANSFER_BYTES = 4 * 1024 ** 3;
+/** Bytes of frames received and not yet handled above which a client is not read from. */
+const RECEIVE_HIGH_WATER_BYTES = 8 * 1024 * 1024;
+/** Uploads one client may have open at once (each holds a file descriptor). */
+const MAX_OPEN_UPLOADS = 16;
+/** Refused uploads remembered per client (to drop their later chunks quietly). */
+const MAX_REFUSED_UPLOADS = 1024;
 
 export interface ServeOptions {
   host?: string;
@@ -25,6 +34,8 @@ export interface ServeOptions {
   /** Defaults to 24 random bytes, base64url. */
   token?: string;
   logger?: Logger;
+  /** Largest file a client may download or upload (default 4 GiB); larger ones get `transfer.too-large`. */
+  maxTransferBytes?: number;
 }
 
 export interface VmServer {
@@ -62,7 +73,10 @@ interface Upload {
 class Connection {
   private readonly processes = new Map<string, GuestProcess>();
   private readonly uploads = new Map<string, Upload>();
+  /** Uploads refused part-way: their remaining chunks and their upload-end are dropped quietly. */
+  private readonly refusedUploads = new Set<string>();
   private queue: Promise<void> = Promise.resolve();
+  private unhandledBytes = 0;
 
   constructor(
     private readonly ws: WebSocket,
@@ -70,11 +84,23 @@ class Connection {
     private readonly scratch: string,
     private readonly logger: Logger,
     private readonly onStop: () => Promise<void>,
+    private readonly maxTransferBytes: number,
   ) {
     // Frames are handled one after another, in arrival order: an upload's chunks, or stdin
-    // after its exec, must not overtake each other.
+    // after its exec, must not overtake each other. A client sending faster than they are
+    // handled (an upload to a slow disk) is not read from meanwhile, so its frames wait in its
+    // own socket, not in our memory.
     ws.on('message', (data, isBinary) => {
-      this.queue = this.queue.then(() => this.onFrame(data as Buffer, isBinary));
+      const bytes = (data as Buffer).length;
+      this.unhandledBytes += bytes;
+      if (this.unhandledBytes > RECEIVE_HIGH_WATER_BYTES) ws.pause();
+      this.queue = this.queue
+        .then(() => this.onFrame(data as Buffer, isBinary))
+        .catch((error: unknown) => logger.debug({ error }, 'frame handling failed'))
+        .finally(() => {
+          this.unhandledBytes -= bytes;
+          if (this.unhandledBytes <= RECEIVE_HIGH_WATER_BYTES && ws.isPaused) ws.resume();
+        });
     });
     ws.on('close', () => void this.dispose());
     ws.on('error', (error) => logger.debug({ error }, 'client socket error'));
@@ -175,19 +201,21 @@ class Connection {
         } });
         return;
       case 'upload': {
-        let upload = this.uploads.get(m.id);
-        if (!upload) {
-          if (m.offset !== 0) throw new GvmiTestError('usage', 'an upload starts at offset 0');
-          locateInVolumes(this.vm.volumes, m.path); // refuse early, with the provider's reason
-          const file = join(this.scratch, `upload-${randomBytes(8).toString('hex')}`);
-          upload = { path: m.path, file, handle: await open(file, 'w', 0o600) };
-          this.uploads.set(m.id, upload);
+        if (this.refusedUploads.has(m.id)) return;
+        try {
+          await this.uploadChunk(m.id, m.path, m.offset, Buffer.from(m.data, 'base64'));
+        } catch (error) {
+          // one error per upload: its later chunks are dropped instead of each failing again
+          await this.abortUpload(m.id);
+          this.refusedUploads.add(m.id);
+          // a client that never sends upload-end must not grow this without end: forget the oldest
+          if (this.refusedUploads.size > MAX_REFUSED_UPLOADS) this.refusedUploads.delete(this.refusedUploads.values().next().value!);
+          throw error;
         }
-        const bytes = Buffer.from(m.data, 'base64');
-        await upload.handle.write(bytes, 0, bytes.length, m.offset);
         return;
       }
       case 'upload-end': {
+        if (this.refusedUploads.delete(m.id)) return;
         const upload = this.uploads.get(m.id);
         if (!upload) throw new GvmiTestError('usage', `no upload with id ${JSON.stringify(m.id)}`);
         this.uploads.delete(m.id);
@@ -210,11 +238,7 @@ class Connection {
             return;
           }
           if (!st.isFile()) throw new GvmiTestError('transfer.failed', `${m.path} is a directory: download its files one by one`);
-          const content = await readFile(file);
-          for (let offset = 0; offset < content.length; offset += DOWNLOAD_CHUNK_BYTES) {
-            this.send({ event: 'data', id: m.id, offset, data: content.subarray(offset, offset + DOWNLOAD_CHUNK_BYTES).toString('base64') });
-          }
-          this.send({ event: 'downloaded', id: m.id, size: content.length, mode: st.mode & 0o777 });
+          await this.sendFile(m.id, m.path, file, st.mode & 0o777);
         } finally {
           await rm(file, { recursive: true, force: true });
         }
@@ -227,6 +251,65 @@ class Connection {
     }
   }
 
+  private async uploadChunk(id: string, path: string, offset: number, bytes: Buffer): Promise<void> {
+    // checked on every chunk, before writing: a client streaming without end (or writing far
+    // past the end) stops at the cap instead of filling the host's disk
+    if (offset + bytes.length > this.maxTransferBytes) {
+      throw new GvmiTestError('transfer.too-large', `${path}: the upload goes past ${this.maxTransferBytes} bytes, the most this server accepts for one file`, {
+        hint: 'start gvmi-test serve with a larger --max-transfer-mib, or split the file',
+      });
+    }
+    let upload = this.uploads.get(id);
+    if (!upload) {
+      if (offset !== 0) throw new GvmiTestError('usage', 'an upload starts at offset 0');
+      if (this.uploads.size >= MAX_OPEN_UPLOADS) throw new GvmiTestError('usage', `at most ${MAX_OPEN_UPLOADS} uploads at once per connection: end one first`);
+      locateInVolumes(this.vm.volumes, path); // refuse early, with the provider's reason
+      const file = join(this.scratch, `upload-${randomBytes(8).toString('hex')}`);
+      upload = { path, file, handle: await open(file, 'w', 0o600) };
+      this.uploads.set(id, upload);
+    }
+    await upload.handle.write(bytes, 0, bytes.length, offset);
+  }
+
+  private async abortUpload(id: string): Promise<void> {
+    const upload = this.uploads.get(id);
+    if (!upload) return;
+    this.uploads.delete(id);
+    await upload.handle.close().catch(() => {});
+    await rm(upload.file, { force: true });
+  }
+
+  /**
+   * Streams a file from the scratch directory in chunks, waiting while the client lags, so the
+   * server holds a few MiB whatever the file's size. Over the cap, nothing is sent but the error.
+   */
+  private async sendFile(id: string, guestPath: string, file: string, mode: number): Promise<void> {
+    const handle = await open(file, 'r');
+    try {
+      const { size } = await handle.stat();
+      if (size > this.maxTransferBytes) {
+        throw new GvmiTestError('transfer.too-large', `${guestPath}: ${size} bytes, more than the ${this.maxTransferBytes} this server sends for one file`, {
+          hint: 'start gvmi-test serve with a larger --max-transfer-mib, or compress or split the file in the guest',
+        });
+      }
+      const buffer = Buffer.allocUnsafe(DOWNLOAD_CHUNK_BYTES);
+      let offset = 0;
+      while (offset < size) {
+        const { bytesRead } = await handle.read(buffer, 0, Math.min(DOWNLOAD_CHUNK_BYTES, size - offset), offset);
+        if (bytesRead === 0) break;
+        try {
+          await sendPaced(this.ws, JSON.stringify({ event: 'data', id, offset, data: buffer.subarray(0, bytesRead).toString('base64') } satisfies ServerMessage));
+        } catch (error) {
+          throw new GvmiTestError('transfer.failed', `${guestPath}: ${(error as Error).message}`);
+        }
+        offset += bytesRead;
+      }
+      this.send({ event: 'downloaded', id, size: offset, mode });
+    } finally {
+      await handle.close();
+    }
+  }
+
   async dispose(): Promise<void> {
     const running = [...this.processes.values()];
     this.processes.clear();
@@ -236,6 +319,7 @@ class Connection {
       await rm(u.file, { force: true });
     }
     this.uploads.clear();
+    this.refusedUploads.clear();
     this.logger.debug({ killed: running.length }, 'client disconnected');
   }
 }
@@ -244,6 +328,7 @@ export async function serveVm(vm: StartedVm, options: ServeOptions = {}): Promis
   const host = options.host ?? '127.0.0.1';
   const token = options.token ?? randomBytes(24).toString('base64url');
   const logger = options.logger ?? pino({ level: 'silent' });
+  const maxTransferBytes = options.maxTransferBytes ?? DEFAULT_MAX_TRANSFER_BYTES;
   const scratch = await mkdtemp(join(tmpdir(), 'gvmi-serve-'));
   const http = createServer((_req, res) => {
     res.writeHead(426, { 'content-type': 'text/plain' });
@@ -255,7 +340,11 @@ export async function serveVm(vm: StartedVm, options: ServeOptions = {}): Promis
     // limit (memory) the socket is closed with 1009.
     maxPayload: HARD_FRAME_LIMIT,
     verifyClient: (info, done) => {
-      if (sameToken(tokenOf(info.req), token)) done(true);
+      // Browsers always send Origin on a WebSocket upgrade and other clients have no reason to:
+      // a web page open in the user's browser can reach a loopback port (DNS rebinding too), so
+      // it is refused whatever it carries, before the token is even looked at.
+      if (info.req.headers.origin !== undefined) done(false, 403, 'Forbidden: browser pages may not connect');
+      else if (sameToken(tokenOf(info.req), token)) done(true);
       else done(false, 401, 'Unauthorized: a valid token is required');
     },
   });
@@ -284,7 +373,7 @@ export async function serveVm(vm: StartedVm, options: ServeOptions = {}): Promis
   };
 
   wss.on('connection', (ws) => {
-    const connection = new Connection(ws, vm, scratch, logger, onStop);
+    const connection = new Connection(ws, vm, scratch, logger, onStop, maxTransferBytes);
     connections.add(connection);
     ws.on('close', () => connections.delete(connection));
   });
