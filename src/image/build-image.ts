@@ -4,6 +4,7 @@
  * name beside the target and renamed at the end.
  */
 import { createReadStream } from 'node:fs';
+import { Readable } from 'node:stream';
 import { appendFile, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -16,6 +17,7 @@ import { isArchiveDirectory, readImageArchive, unpackOuterTar, type ImageArchive
 import { runMksquashfs } from './mksquashfs.js';
 import { RootfsBuilder } from './rootfs-from-layers.js';
 import { BUILD_COMPRESSIONS, type BuildCompression } from './squashfs-superblock.js';
+import { dockerInitLayerForDirectory, dockerInitLayerTar } from './docker-init-layer.js';
 
 export interface ImageSettings {
   volumes?: string[];
@@ -125,6 +127,7 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
   try {
     let tree = resolve(options.source);
     let pseudoFile: string | undefined;
+    let excludeFile: string | undefined;
     let base: ContainerConfig = {};
     let imageId = randomBytes(32).toString('hex');
     let resultKind: BuildResult['sourceKind'] = 'directory';
@@ -153,11 +156,22 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
         progress(`applying layer ${i + 1}/${archive.layers.length}`);
         await builder.applyLayer(createReadStream(layer), basename(layer));
       }
+      // What gvmkit-build's tree has on top of the image's layers (docker-init-layer.ts).
+      await builder.applyLayer(Readable.from([await dockerInitLayerTar()]), 'docker-init-layer');
       pseudoFile = join(scratch.path, 'pseudo');
       await writeFile(pseudoFile, await builder.pseudoDefinitions());
       base = archive.config;
       imageId = archive.imageId;
       resultKind = archive.format;
+    } else {
+      // The source directory is the user's: the init layer goes in through mksquashfs instead.
+      const layer = await dockerInitLayerForDirectory(tree);
+      pseudoFile = join(scratch.path, 'pseudo');
+      await writeFile(pseudoFile, `${layer.pseudo.join('\n')}\n`);
+      if (layer.excludes.length > 0) {
+        excludeFile = join(scratch.path, 'exclude');
+        await writeFile(excludeFile, `${layer.excludes.join('\n')}\n`);
+      }
     }
 
     const config = containerConfigFor(base, options, imageId);
@@ -167,6 +181,7 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
     await runMksquashfs(tree, partial, {
       compression,
       ...(pseudoFile ? { pseudoFile } : {}),
+      ...(excludeFile ? { excludeFile } : {}),
       onProgress: (p) => progress('mksquashfs', p),
       ...(options.signal ? { signal: options.signal } : {}),
     });

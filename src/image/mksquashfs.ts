@@ -7,6 +7,8 @@ export interface MksquashfsOptions {
   compression: BuildCompression;
   /** mksquashfs pseudo-definitions (owners, modes, device nodes) to apply on top of the tree. */
   pseudoFile?: string;
+  /** Paths relative to the source, one a line, that mksquashfs leaves out (-ef). */
+  excludeFile?: string;
   /** Called with 0..100 as mksquashfs reports progress. */
   onProgress?: (percent: number) => void;
   signal?: AbortSignal;
@@ -17,6 +19,7 @@ export function mksquashfsArgs(source: string, output: string, options: Mksquash
   // gvmkit-build 0.3 asks lz4 for its high-compression mode.
   if (options.compression === 'lz4') args.push('-Xhc');
   if (options.pseudoFile) args.push('-pf', options.pseudoFile);
+  if (options.excludeFile) args.push('-ef', options.excludeFile);
   return args;
 }
 

@@ -6,6 +6,7 @@ import { inject } from 'vitest';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildImage, NO_VOLUME_WARNING } from '../../../src/image/build-image.js';
 import { listSquashfs } from '../../../src/image/squashfs-listing.js';
+import { DOCKER_INIT_LAYER } from '../../../src/image/docker-init-layer.js';
 import { isGvmiTestError } from '../../../src/errors.js';
 
 let dir: string;
@@ -38,7 +39,9 @@ describe('gvmi-test build from a directory', () => {
       workdir: '/golem/work', entrypoint: ['/bin/sh'], cmd: ['-c', 'true'], labels: { author: 'me' },
     });
     const listed = (await listSquashfs(output)).map((e) => e.path).filter((p) => p !== '/').sort();
-    expect(listed).toEqual((await walk(source)).sort());
+    // the source tree under Docker's init layer, as gvmkit-build's images (docker-init-layer.test.ts)
+    const initLayer = DOCKER_INIT_LAYER.map((e) => `/${e.path}`);
+    expect(listed).toEqual([...new Set([...(await walk(source)), ...initLayer])].sort());
     expect(result.image.metadata).toMatchObject({
       volumes: ['/golem/input', '/golem/output'], env: ['A=1', 'B=two words'], workingDir: '/golem/work',
       entrypoint: ['/bin/sh'], cmd: ['-c', 'true'], labels: { author: 'me' },
