@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sched.h>
@@ -24,16 +25,19 @@
 #define TAG_PORT 1
 #define TAG_SIGNALS 2
 #define PORT_NAME "manager_port"
-#define OUTGOING_HIGH (1u << 20) /* stop reading process output above this much unsent */
-#define INCOMING_MAX (64u << 20) /* a request larger than this is refused (E2BIG) */
+#define OUTGOING_HIGH (1u << 20) /* stop reading push output above this much unsent */
+#define INCOMING_MAX (64u << 20) /* a request larger than this cannot be held */
+/* While no host is connected, upstream retries every second; ours looks every 20 ms, so a host
+ * that connects (or a VM restored from a snapshot) is served at once. */
+#define HOST_POLL_MS 20
 
 struct agent {
     int port, epfd, signals, upper_fd, debug;
     struct obuf in, out;
     int port_wants_out;
-    int discarding;           /* resynchronising after a bad request */
-    uint64_t last_input_ms;   /* when the last bytes came in */
-    uint64_t partial_since_ms;/* when the oldest incomplete request started */
+    int host_gone;     /* the port read 0: no host connected; waiting for one */
+    int extensions;    /* the host sent MSG_HELLO */
+    int runtime_minor; /* the provider runtime reproduced: 4 or 5 */
 };
 
 /* /sys/class/virtio-ports/vportNpM/name holds each port's name; the device is /dev/vportNpM. */
@@ -70,13 +74,16 @@ static void epoll_set(struct agent *a, int fd, uint64_t tag, uint32_t events, in
 }
 
 static void flush_out(struct agent *a) {
-    while (obuf_pending(&a->out)) {
+    while (obuf_pending(&a->out) && !a->host_gone) {
         ssize_t n = write(a->port, a->out.data + a->out.head, obuf_pending(&a->out));
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && errno == EAGAIN) break;
+        /* The host went away mid-write: keep what is left for the next one. */
+        if (n < 0 && (errno == EPIPE || errno == ENODEV || errno == ECONNRESET)) break;
         if (n < 0) boot_fatal("write-port", errno);
         obuf_consume(&a->out, (size_t)n);
     }
+    if (a->host_gone) return;
     int want = obuf_pending(&a->out) > 0;
     if (want != a->port_wants_out) {
         epoll_set(a, a->port, TAG_PORT, EPOLLIN | (want ? EPOLLOUT : 0), EPOLL_CTL_MOD);
@@ -107,50 +114,110 @@ static void reply_status(struct agent *a, uint64_t id, int err) {
     else wire_ok(&a->out, id);
 }
 
+/* Where upstream's init dies: the VM stops. The console line lets the host explain it. */
+static _Noreturn void stop_like_upstream(struct agent *a, const char *reason, uint64_t id, uint8_t type) {
+    flush_out(a);
+    boot_log("GVMI-AGENT-STOP %s (request %llu, type %u)", reason, (unsigned long long)id, type);
+    processes_kill_all();
+    boot_power_off();
+}
+
+/* A NUL-terminated copy of a span, or NULL (empty, too long, or holding a NUL). */
+static const char *span_cstr(struct span s, char *buf, size_t cap) {
+    if (s.len >= cap || memchr(s.data, 0, s.len)) return NULL;
+    memcpy(buf, s.data, s.len);
+    buf[s.len] = 0;
+    return buf;
+}
+
+static void handle_mount(struct agent *a, const struct request *req) {
+    char tag[256], path[4096];
+    const char *t = req->has_tag ? span_cstr(req->tag, tag, sizeof tag) : NULL;
+    const char *p = req->has_path ? span_cstr(req->path, path, sizeof path) : NULL;
+    /* upstream: no tag, no path, or a relative path -> EINVAL */
+    if (!t || !p || p[0] != '/') { wire_err(&a->out, req->id, EINVAL); return; }
+    reply_status(a, req->id, mounts_volume(tag, path));
+}
+
+/* NET_HOST: `ip<TAB>hostname` lines appended to /etc/hosts (upstream add_network_hosts). */
+static void handle_net_host(struct agent *a, const struct request *req) {
+    FILE *f = fopen("/etc/hosts", "a");
+    int ok = f != NULL;
+    for (uint64_t i = 0; ok && i < req->host_count && i < PROTO_MAX_HOSTS; i++) {
+        char ip[256], name[256];
+        const char *ipc = span_cstr(req->hosts[i][0], ip, sizeof ip);
+        const char *namec = span_cstr(req->hosts[i][1], name, sizeof name);
+        if (!ipc || !namec || fprintf(f, "%s\t%s\n", ipc, namec) < 2) ok = 0;
+    }
+    if (f && (fflush(f) || fsync(fileno(f)))) ok = 0;
+    if (f && fclose(f)) ok = 0;
+    /* upstream sends its -1 as the error code */
+    if (ok) wire_ok(&a->out, req->id);
+    else wire_err(&a->out, req->id, 0xffffffffu);
+}
+
+/* NET_CTL without a NIC (no requestor network): an address or a route is an ioctl on an
+ * interface that does not exist, and upstream sends that -1 as the error code; an IPv4 address
+ * without a mask is EINVAL first; nothing to configure is OK. */
+static void handle_net_ctl(struct agent *a, const struct request *req) {
+    if (req->has_if_addr) {
+        int v6 = memchr(req->net_if_addr.data, ':', req->net_if_addr.len) != NULL;
+        if (!v6 && req->net_mask.len == 0) { wire_err(&a->out, req->id, EINVAL); return; }
+        wire_err(&a->out, req->id, 0xffffffffu);
+        return;
+    }
+    if (req->has_gateway) { wire_err(&a->out, req->id, 0xffffffffu); return; }
+    wire_ok(&a->out, req->id);
+}
+
+static void handle_run(struct agent *a, const struct request *req) {
+    struct spawn_outcome outcome;
+    int64_t r = processes_spawn(req, a->extensions, &outcome);
+    if (r < 0) { wire_err(&a->out, req->id, (uint32_t)-r); return; }
+    wire_ok_u64(&a->out, req->id, (uint64_t)r);
+    /* Upstream's host sees only the exit status 9 that follows; ours is told why. */
+    if (outcome.exec_errno && a->extensions)
+        wire_exec_failed(&a->out, (uint64_t)r, outcome.exec_step, (uint32_t)outcome.exec_errno);
+}
+
 static void handle(struct agent *a, const struct request *req) {
     if (a->debug) boot_log("gvmi-agent: request %llu type %u", (unsigned long long)req->id, req->type);
+    /* A bad RFD (upstream reads the whole request, then answers the first such error). */
+    if (req->soft_error) { wire_err(&a->out, req->id, req->soft_error); return; }
     switch (req->type) {
     case MSG_QUIT:
         wire_ok(&a->out, req->id);
         flush_out(a);
         processes_kill_all();
         boot_power_off();
-    case MSG_RUN_PROCESS: {
-        int64_t r = processes_spawn(req);
-        if (r < 0) wire_err(&a->out, req->id, (uint32_t)-r);
-        else wire_ok_u64(&a->out, req->id, (uint64_t)r);
+    case MSG_RUN_PROCESS:
+        handle_run(a, req);
         break;
-    }
     case MSG_KILL_PROCESS:
-        reply_status(a, req->id, req->has_process_id ? processes_signal(req->process_id, SIGKILL) : -EINVAL);
+        reply_status(a, req->id, processes_kill(req->has_process_id ? req->process_id : 0));
+        break;
+    case MSG_MOUNT_VOLUME:
+        handle_mount(a, req);
+        break;
+    case MSG_QUERY_OUTPUT:
+        processes_query_output(req);
+        break;
+    case MSG_NET_CTL:
+        handle_net_ctl(a, req);
+        break;
+    case MSG_NET_HOST:
+        handle_net_host(a, req);
+        break;
+    case MSG_HELLO:
+        a->extensions = 1;
+        wire_ok_u64(&a->out, req->id, PROTO_EXTENSION_VERSION);
         break;
     case MSG_SIGNAL:
-        reply_status(a, req->id, req->has_process_id ? processes_signal(req->process_id, (int)req->signo) : -EINVAL);
-        break;
-    case MSG_MOUNT_VOLUME: {
-        char tag[256], path[4096];
-        if (!req->tag.len || req->tag.len >= sizeof tag || !req->path.len || req->path.len >= sizeof path ||
-            memchr(req->tag.data, 0, req->tag.len) || memchr(req->path.data, 0, req->path.len)) {
-            wire_err(&a->out, req->id, EINVAL);
-            break;
-        }
-        memcpy(tag, req->tag.data, req->tag.len);
-        tag[req->tag.len] = 0;
-        memcpy(path, req->path.data, req->path.len);
-        path[req->path.len] = 0;
-        reply_status(a, req->id, mounts_volume(tag, path));
-        break;
-    }
-    case MSG_QUERY_OUTPUT:
-        processes_query_output(req->id, req->process_id, req->fd, req->length);
+        reply_status(a, req->id, req->has_process_id ? processes_signal_tree(req->process_id, (int)req->signo) : -EINVAL);
         break;
     case MSG_PUT_INPUT:
         reply_status(a, req->id, req->has_process_id
             ? processes_put_input(req->process_id, req->input.data, req->input.len, req->input_eof) : -EINVAL);
-        break;
-    case MSG_SYNC_FS:
-        sync();
-        wire_ok(&a->out, req->id);
         break;
     case MSG_STATS:
         reply_stats(a, req->id);
@@ -165,47 +232,40 @@ static void handle(struct agent *a, const struct request *req) {
         reply_status(a, req->id, req->has_time && req->entropy.len
             ? resume_refresh(req->time_ns, req->entropy.data, (size_t)req->entropy.len) : -EINVAL);
         break;
-    default: /* UPLOAD_FILE, upstream PUT_INPUT: not implemented upstream either */
-        wire_err(&a->out, req->id, EPROTONOSUPPORT);
-        break;
+    default: /* not reached: the parser stops on types it does not know */
+        stop_like_upstream(a, "unknown request type", req->id, req->type);
     }
-}
-
-static uint64_t peek_id(const struct obuf *in) {
-    uint64_t id = 0;
-    if (obuf_pending(in) < 8) return 0;
-    for (int i = 7; i >= 0; i--) id = (id << 8) | in->data[in->head + i];
-    return id;
-}
-
-static void start_discarding(struct agent *a) {
-    a->in.head = a->in.len = 0;
-    a->discarding = 1;
 }
 
 static void process_input(struct agent *a) {
-    while (obuf_pending(&a->in) && !a->discarding) {
+    while (obuf_pending(&a->in)) {
         struct request req;
         size_t used = 0;
         int err;
-        enum parse_result r = wire_parse_request(a->in.data + a->in.head, obuf_pending(&a->in), &req, &used, &err);
+        enum parse_result r = wire_parse_request(a->in.data + a->in.head, obuf_pending(&a->in), &req, &used, &err, a->extensions);
         if (r == PARSE_NEED_MORE) {
-            if (obuf_pending(&a->in) > INCOMING_MAX) {
-                wire_err(&a->out, peek_id(&a->in), E2BIG);
-                start_discarding(a);
-            }
+            /* Upstream reads a request to its end however long that takes; one we cannot even
+             * hold is where it would fail to allocate, and stop. */
+            if (obuf_pending(&a->in) > INCOMING_MAX) stop_like_upstream(a, "a request too large to hold", 0, 0);
             return;
         }
-        if (r == PARSE_INVALID) {
-            if (a->debug) boot_log("gvmi-agent: bad request %llu: errno %d", (unsigned long long)req.id, err);
-            wire_err(&a->out, req.id, (uint32_t)err);
-            start_discarding(a);
-            return;
+        if (r == PARSE_STOP) {
+            if (err) wire_err(&a->out, req.id, (uint32_t)err);
+            stop_like_upstream(a, req.stop_reason ? req.stop_reason : "bad request", req.id, req.type);
         }
         handle(a, &req);
         obuf_consume(&a->in, used);
-        a->partial_since_ms = boot_uptime_ms();
     }
+}
+
+/* The host hung up: like upstream, wait for the next one (do not power off). Looks again every
+ * HOST_POLL_MS; the orphan reaper on the host ends QEMU if the host died. */
+static void host_went_away(struct agent *a) {
+    if (a->host_gone) return;
+    a->host_gone = 1;
+    epoll_ctl(a->epfd, EPOLL_CTL_DEL, a->port, NULL);
+    a->port_wants_out = 0;
+    boot_log("gvmi-agent: waiting for host connection ...");
 }
 
 static void read_port(struct agent *a) {
@@ -214,35 +274,26 @@ static void read_port(struct agent *a) {
         ssize_t n = read(a->port, a->in.data + a->in.len, a->in.cap - a->in.len);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && errno == EAGAIN) return;
-        /* 0: the host closed its end. Nobody can use this VM any more: sync and power off. */
-        if (n == 0) { processes_kill_all(); boot_power_off(); }
+        if (n == 0) { host_went_away(a); return; }
         if (n < 0) boot_fatal("read-port", errno);
-        uint64_t now = boot_uptime_ms();
-        if (obuf_pending(&a->in) == 0) a->partial_since_ms = now;
-        a->last_input_ms = now;
-        if (a->discarding) continue; /* dropped: the rest of a bad request */
         a->in.len += (size_t)n;
         process_input(a);
     }
 }
 
-/* Called on every loop turn: ends a resync once the host went quiet, and answers a request
- * that stayed incomplete too long. Returns the epoll timeout to use. */
-static int check_timers(struct agent *a) {
-    uint64_t now = boot_uptime_ms();
-    if (a->discarding) {
-        if (now - a->last_input_ms >= PROTO_RESYNC_IDLE_MS) a->discarding = 0;
-        else return PROTO_RESYNC_IDLE_MS;
+/* While waiting for a host: a read that does not return 0 means one is there again. */
+static void look_for_host(struct agent *a) {
+    if (obuf_reserve(&a->in, 65536) < 0) boot_fatal("alloc-input", ENOMEM);
+    ssize_t n = read(a->port, a->in.data + a->in.len, a->in.cap - a->in.len);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) return;
+    a->host_gone = 0;
+    epoll_set(a, a->port, TAG_PORT, EPOLLIN, EPOLL_CTL_ADD);
+    if (a->debug) boot_log("gvmi-agent: host connected");
+    if (n > 0) {
+        a->in.len += (size_t)n;
+        process_input(a);
+        read_port(a);
     }
-    if (obuf_pending(&a->in)) {
-        if (now - a->partial_since_ms >= PROTO_INCOMPLETE_TIMEOUT_MS) {
-            wire_err(&a->out, peek_id(&a->in), ETIMEDOUT);
-            a->in.head = a->in.len = 0;
-            return -1;
-        }
-        return 100;
-    }
-    return -1;
 }
 
 _Noreturn void agent_run(const struct boot_options *opts, int upper_fd) {
@@ -250,6 +301,7 @@ _Noreturn void agent_run(const struct boot_options *opts, int upper_fd) {
     memset(&a, 0, sizeof a);
     a.upper_fd = upper_fd;
     a.debug = opts->debug;
+    a.runtime_minor = opts->runtime_minor;
     a.port = open_port();
     if (a.debug) boot_log("gvmi-init: agent port open at %llu ms", (unsigned long long)boot_uptime_ms());
     /* Real-time for the agent, so a guest swamped by runaway processes (a fork bomb) still gets
@@ -269,26 +321,28 @@ _Noreturn void agent_run(const struct boot_options *opts, int upper_fd) {
 
     epoll_set(&a, a.port, TAG_PORT, EPOLLIN, EPOLL_CTL_ADD);
     epoll_set(&a, a.signals, TAG_SIGNALS, EPOLLIN, EPOLL_CTL_ADD);
-    processes_init(a.epfd, &a.out);
-
-    wire_ready(&a.out, boot_uptime_ms());
-    flush_out(&a);
+    processes_init(a.epfd, &a.out, opts->runtime_minor);
+    /* Nothing is sent unprompted (upstream sends nothing either): the host's first request, a
+     * HELLO or a MOUNT_VOLUME, is answered once the port is read. */
+    read_port(&a);
 
     for (;;) {
         struct epoll_event events[32];
-        int timeout = check_timers(&a);
-        flush_out(&a); /* an ERR queued by check_timers must not wait for the next request */
-        int n = epoll_wait(a.epfd, events, 32, timeout);
+        flush_out(&a);
+        int n = epoll_wait(a.epfd, events, 32, a.host_gone ? HOST_POLL_MS : -1);
         if (n < 0 && errno != EINTR) boot_fatal("epoll-wait", errno);
+        if (a.host_gone) look_for_host(&a);
         for (int i = 0; i < n; i++) {
             uint64_t tag = events[i].data.u64;
             if (tag == TAG_PORT) {
+                if (a.host_gone) continue;
                 if (events[i].events & (EPOLLIN | EPOLLHUP)) read_port(&a);
-                if (events[i].events & EPOLLOUT) flush_out(&a);
+                if (!a.host_gone && (events[i].events & EPOLLOUT)) flush_out(&a);
             } else if (tag == TAG_SIGNALS) {
                 struct signalfd_siginfo si;
                 while (read(a.signals, &si, sizeof si) > 0) {}
-                processes_reap();
+                /* upstream: when the entrypoint exits, every process is killed and the VM stops */
+                if (processes_reap()) stop_like_upstream(&a, "the entrypoint exited", 0, 0);
             } else {
                 processes_on_event(tag, events[i].events);
             }

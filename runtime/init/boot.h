@@ -9,6 +9,8 @@ struct boot_options {
     char hostname[65];    /* hostname=, default "golem" */
     char root_device[64]; /* gvmi.root=, default /dev/vda */
     int debug;            /* gvmi.debug=1: log each request on the console */
+    int runtime_minor;    /* gvmi.runtime=0.4 -> 4 (default), 0.5 -> 5: the provider runtime reproduced */
+    int hostname_given;   /* hostname= was on the command line (a 0.4 host passes none) */
 };
 
 void boot_parse_cmdline(const char *cmdline, struct boot_options *opts);

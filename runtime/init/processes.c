@@ -2,50 +2,63 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <sched.h>
+#include <inttypes.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
-#include <termios.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "boot.h"
+#include "process_tree.h"
+#include "spawn.h"
 
-#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define READ_CHUNK PROTO_MAX_OUTPUT_CHUNK
 
+/* What one of a process's fds 0-2 is connected to. */
+enum output_kind {
+    OUT_FILE,      /* a file (the host's FILE redirect, or upstream's default under AGENT_FDS_DIR) */
+    OUT_PULL,      /* a pipe read into a buffer the host drains with QUERY_OUTPUT (upstream) */
+    OUT_PUSH,      /* extension: a pipe whose bytes are sent as they come */
+    OUT_STDIN,     /* fd 0 as a pipe (extension: fed by PUT_INPUT) */
+};
+
 struct output {
-    int fd;          /* read end of the pipe, -1 when closed or not a pipe */
-    uint8_t kind;    /* enum redirect_kind */
-    int watching;    /* registered for EPOLLIN */
-    uint8_t *buf;    /* pull modes: bytes not yet queried */
+    enum output_kind kind;
+    int fd;          /* our end of the pipe, -1 when closed or not a pipe */
+    int watching;    /* registered with epoll */
+    uint8_t *buf;    /* OUT_PULL: bytes not yet queried */
     size_t len, cap;
+    char *path;      /* OUT_FILE: what QUERY_OUTPUT reads */
 };
 
 struct process {
     uint64_t id;
     pid_t pid;
     int running;
-    struct output out[3]; /* [1] stdout, [2] stderr */
-    int stdin_fd;         /* write end of the stdin pipe, -1 when none */
-    int stdin_watching;
-    int stdin_eof;        /* close after the queue drains */
-    int tty;              /* stdin/stdout are a pseudo-terminal (out[1].fd is its master) */
+    int entrypoint;
+    int tty;              /* a pseudo-terminal (extension); out[1].fd is its master */
+    struct output out[3];
+    int stdin_eof;        /* close the stdin pipe once the queue drains */
     struct obuf stdin_queue;
 };
 
 static int epoll_fd = -1;
 static struct obuf *outgoing;
+static int runtime_minor = 4;
 static struct process **table;
 static size_t table_len, table_cap;
-static uint64_t next_id = 1;
+static uint64_t last_id;
+static int have_entrypoint;
 
-void processes_init(int epfd, struct obuf *out) {
+void processes_init(int epfd, struct obuf *out, int minor) {
     epoll_fd = epfd;
     outgoing = out;
+    runtime_minor = minor;
 }
 
 static struct process *find(uint64_t id) {
@@ -54,25 +67,19 @@ static struct process *find(uint64_t id) {
     return NULL;
 }
 
-static void watch(struct process *p, unsigned slot, int fd, uint32_t events, int *flag, int on) {
-    if (*flag == on || fd < 0) return;
+static void watch(struct process *p, unsigned slot, uint32_t events, int on) {
+    struct output *o = &p->out[slot];
+    if (o->watching == on || o->fd < 0) return;
     struct epoll_event ev = {.events = events, .data.u64 = (p->id << 2) | slot};
-    if (epoll_ctl(epoll_fd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, fd, &ev) == 0) *flag = on;
+    if (epoll_ctl(epoll_fd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, o->fd, &ev) == 0) o->watching = on;
 }
 
-static void close_output(struct process *p, unsigned slot) {
+static void close_pipe(struct process *p, unsigned slot) {
     struct output *o = &p->out[slot];
     if (o->fd < 0) return;
-    watch(p, slot, o->fd, EPOLLIN, &o->watching, 0);
+    watch(p, slot, 0, 0);
     close(o->fd);
     o->fd = -1;
-}
-
-static void close_stdin(struct process *p) {
-    if (p->stdin_fd < 0) return;
-    watch(p, 0, p->stdin_fd, EPOLLOUT, &p->stdin_watching, 0);
-    close(p->stdin_fd);
-    p->stdin_fd = -1;
 }
 
 static void free_process(struct process *p) {
@@ -81,13 +88,26 @@ static void free_process(struct process *p) {
         table[i] = table[--table_len];
         break;
     }
-    close_output(p, 1);
-    close_output(p, 2);
-    close_stdin(p);
-    free(p->out[1].buf);
-    free(p->out[2].buf);
+    for (unsigned slot = 0; slot < 3; slot++) {
+        close_pipe(p, slot);
+        free(p->out[slot].buf);
+        free(p->out[slot].path);
+    }
     free(p->stdin_queue.data);
     free(p);
+}
+
+/* Upstream's redir_buffers_empty: pull buffers empty and file-backed fds still empty files. */
+static int buffers_empty(const struct process *p) {
+    for (unsigned slot = 0; slot < 3; slot++) {
+        const struct output *o = &p->out[slot];
+        if (o->kind == OUT_PULL && o->len) return 0;
+        if (o->kind == OUT_FILE && o->path) {
+            struct stat st;
+            if (stat(o->path, &st) == 0 && st.st_size) return 0;
+        }
+    }
+    return 1;
 }
 
 /* ---- spawning ---- */
@@ -116,57 +136,64 @@ static char **array_strv(struct span_array arr) {
     return v;
 }
 
-/* The program to execve: as given when it holds a '/', else the first executable on PATH. */
-static int resolve_program(const char *bin, char *const *envp, char *out, size_t cap) {
-    if (strchr(bin, '/')) {
-        if (strlen(bin) >= cap) return -ENAMETOOLONG;
-        strcpy(out, bin);
+static int make_dirs(const char *path, mode_t mode) {
+    char buf[4096];
+    size_t n = strlen(path);
+    if (n >= sizeof buf) return -ENAMETOOLONG;
+    memcpy(buf, path, n + 1);
+    for (char *s = buf + 1; *s; s++) {
+        if (*s != '/') continue;
+        *s = 0;
+        if (mkdir(buf, 0755) < 0 && errno != EEXIST) return -errno;
+        *s = '/';
+    }
+    if (mkdir(buf, mode) < 0 && errno != EEXIST) return -errno;
+    return 0;
+}
+
+/* Our side of fd `slot` for a new process; the child's side goes to child[slot]. */
+static int plumb(const struct request *req, int extensions, struct process *p, unsigned slot,
+                 struct child_stdio *child) {
+    const struct redirect *r = &req->redirect[slot];
+    struct output *o = &p->out[slot];
+    o->fd = -1;
+    child->fd[slot] = -1;
+    child->path[slot] = NULL;
+    if (!r->present || r->kind == REDIRECT_FILE) {
+        o->kind = OUT_FILE;
+        if (r->present) {
+            if (!(o->path = span_strdup(r->path))) return -EINVAL;
+        } else {
+            /* upstream: a file per fd in the image, created empty before the fork */
+            if (asprintf(&o->path, AGENT_FDS_DIR "/%" PRIu64 "/%u", p->id, slot) < 0) return -ENOMEM;
+            int fd = open(o->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0700);
+            if (fd < 0) return -errno;
+            close(fd);
+        }
+        child->path[slot] = o->path;
         return 0;
     }
-    const char *path = DEFAULT_PATH;
-    for (char *const *e = envp; e && *e; e++)
-        if (!strncmp(*e, "PATH=", 5)) path = *e + 5;
-    int err = -ENOENT;
-    while (*path) {
-        size_t n = strcspn(path, ":");
-        if (n + 1 + strlen(bin) < cap) {
-            memcpy(out, path, n);
-            out[n] = '/';
-            strcpy(out + n + 1, bin);
-            if (access(out, X_OK) == 0) return 0;
-            if (errno == EACCES) err = -EACCES;
-        }
-        path += n;
-        if (*path == ':') path++;
+    int pipefd[2];
+    if (pipe2(pipefd, O_CLOEXEC) < 0) return -errno;
+    int ours = slot == 0 ? pipefd[1] : pipefd[0];
+    child->fd[slot] = slot == 0 ? pipefd[0] : pipefd[1];
+    fcntl(ours, F_SETFL, O_NONBLOCK);
+    o->fd = ours;
+    if (slot == 0) {
+        o->kind = OUT_STDIN;
+    } else if (r->kind == REDIRECT_PIPE_PUSH && extensions) {
+        o->kind = OUT_PUSH;
+    } else {
+        o->kind = OUT_PULL;
+        o->cap = (size_t)r->size;
+        if (!(o->buf = malloc(o->cap))) return -ENOMEM;
     }
-    return err;
+    return 0;
 }
 
-/* In the child: never returns. Reports a failure's errno on report_fd (close-on-exec). */
-static void child_exec(const struct request *req, const char *program, char **argv, char **envp,
-                       const char *cwd, int stdio[3], int report_fd) {
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL);
-    setsid();
-    for (int fd = 0; fd < 3; fd++) {
-        if (dup2(stdio[fd], fd) < 0) goto fail;
-    }
-    if (req->pty && ioctl(0, TIOCSCTTY, 0) < 0) goto fail;
-    if (cwd && chdir(cwd) < 0) goto fail;
-    if (req->has_gid && setgid(req->gid) < 0) goto fail;
-    if (req->has_uid && setuid(req->uid) < 0) goto fail;
-    execve(program, argv, envp);
-fail:;
-    int err = errno;
-    if (write(report_fd, &err, sizeof err) < 0) { /* the parent sees EOF and a 127 exit */ }
-    _exit(127);
-}
-
-/* A pseudo-terminal: the slave is the process's stdin/stdout/stderr and controlling terminal;
- * the master is read for output (pushed as fd 1) and written with PUT_INPUT. */
-static int open_pty(const struct request *req, struct process *p, int stdio[3], int parent_end[3]) {
+/* A pseudo-terminal (extension): the slave is the process's stdin/stdout/stderr and controlling
+ * terminal; the master is read for output (pushed as fd 1) and written with PUT_INPUT. */
+static int plumb_pty(const struct request *req, struct process *p, struct child_stdio *child) {
     int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
     if (master < 0) return -errno;
     struct winsize ws = {.ws_row = (unsigned short)req->rows, .ws_col = (unsigned short)req->cols};
@@ -183,126 +210,96 @@ static int open_pty(const struct request *req, struct process *p, int stdio[3], 
         close(master);
         return err;
     }
-    stdio[0] = slave;
-    stdio[1] = fcntl(slave, F_DUPFD_CLOEXEC, 3);
-    stdio[2] = fcntl(slave, F_DUPFD_CLOEXEC, 3);
-    parent_end[0] = fcntl(master, F_DUPFD_CLOEXEC, 3);
-    parent_end[1] = master;
+    for (unsigned slot = 0; slot < 3; slot++) {
+        child->fd[slot] = slot == 0 ? slave : fcntl(slave, F_DUPFD_CLOEXEC, 3);
+        child->path[slot] = NULL;
+    }
     fcntl(master, F_SETFL, O_NONBLOCK);
-    fcntl(parent_end[0], F_SETFL, O_NONBLOCK);
-    p->out[1].kind = REDIRECT_PIPE_PUSH;
+    p->out[0].kind = OUT_STDIN;
+    p->out[0].fd = fcntl(master, F_DUPFD_CLOEXEC, 3);
+    p->out[1].kind = OUT_PUSH;
+    p->out[1].fd = master;
+    p->out[2].kind = OUT_PUSH;
     p->out[2].fd = -1;
     p->tty = 1;
-    return (stdio[1] < 0 || stdio[2] < 0 || parent_end[0] < 0) ? -EMFILE : 0;
+    return (child->fd[1] < 0 || child->fd[2] < 0 || p->out[0].fd < 0) ? -EMFILE : 0;
 }
 
-static int open_stdio(const struct request *req, struct process *p, int stdio[3], int parent_end[3]) {
-    if (req->pty) return open_pty(req, p, stdio, parent_end);
-    for (int fd = 0; fd < 3; fd++) {
-        const struct redirect *r = &req->redirect[fd];
-        stdio[fd] = parent_end[fd] = -1;
-        p->out[fd].fd = -1;
-        if (r->present && r->kind == REDIRECT_FILE) {
-            char *path = span_strdup(r->path);
-            if (!path) return -EINVAL;
-            int flags = fd == 0 ? O_RDONLY : O_WRONLY | O_CREAT | O_TRUNC;
-            stdio[fd] = open(path, flags | O_CLOEXEC, 0644);
-            free(path);
-            if (stdio[fd] < 0) return -errno;
-        } else if (fd == 0 && !r->present) {
-            if ((stdio[0] = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) return -errno;
-        } else {
-            int pipefd[2];
-            if (pipe2(pipefd, O_CLOEXEC) < 0) return -errno;
-            int ours = fd == 0 ? pipefd[1] : pipefd[0];
-            stdio[fd] = fd == 0 ? pipefd[0] : pipefd[1];
-            parent_end[fd] = ours;
-            fcntl(ours, F_SETFL, O_NONBLOCK);
-            /* A bigger pipe: fewer wake-ups between the writer and the agent under emulation. */
-            if (fd > 0) fcntl(ours, F_SETPIPE_SZ, 1 << 20);
-            if (fd > 0) {
-                p->out[fd].kind = r->present ? r->kind : REDIRECT_PIPE_PUSH;
-                if (p->out[fd].kind != REDIRECT_PIPE_PUSH) {
-                    p->out[fd].cap = (size_t)r->size;
-                    if (!(p->out[fd].buf = malloc(p->out[fd].cap))) return -ENOMEM;
-                }
-            }
-        }
-    }
-    return 0;
-}
-
-int64_t processes_spawn(const struct request *req) {
-    char program[4096];
-    char *cwd = NULL, *bin = NULL;
-    char **argv = NULL, **envp = NULL;
-    int stdio[3] = {-1, -1, -1}, parent_end[3] = {-1, -1, -1}, report[2] = {-1, -1};
-    int64_t result;
-    struct process *p = calloc(1, sizeof *p);
-    if (!p) return -ENOMEM;
-    p->stdin_fd = -1;
-
-    if (!req->bin.len || !(bin = span_strdup(req->bin))) { result = -EINVAL; goto out; }
-    if (req->has_argv && req->argv.count > 0) {
-        if (!(argv = array_strv(req->argv))) { result = -EINVAL; goto out; }
-    } else {
-        argv = calloc(2, sizeof *argv);
-        if (!argv || !(argv[0] = strdup(bin))) { result = -ENOMEM; goto out; }
-    }
-    if (!(envp = req->has_env ? array_strv(req->env) : calloc(1, sizeof *envp))) {
-        result = -EINVAL;
-        goto out;
-    }
-    if (req->cwd.len && !(cwd = span_strdup(req->cwd))) { result = -EINVAL; goto out; }
-    int err = resolve_program(bin, envp, program, sizeof program);
-    if (err) { result = err; goto out; }
-    if ((err = open_stdio(req, p, stdio, parent_end))) { result = err; goto out; }
-    if (pipe2(report, O_CLOEXEC) < 0) { result = -errno; goto out; }
-
-    pid_t pid = fork();
-    if (pid < 0) { result = -errno; goto out; }
-    if (pid == 0) child_exec(req, program, argv, envp, cwd, stdio, report[1]);
-
-    close(report[1]);
-    report[1] = -1;
-    int child_err = 0;
-    ssize_t n;
-    do n = read(report[0], &child_err, sizeof child_err); while (n < 0 && errno == EINTR);
-    if (n == (ssize_t)sizeof child_err) {
-        waitpid(pid, NULL, 0); /* it exits at once with 127 */
-        result = -child_err;
-        goto out;
-    }
-
-    p->id = next_id++;
-    p->pid = pid;
-    p->running = 1;
-    p->stdin_fd = parent_end[0];
-    p->out[1].fd = parent_end[1];
-    p->out[2].fd = parent_end[2];
-    parent_end[0] = parent_end[1] = parent_end[2] = -1;
+static int table_add(struct process *p) {
     if (table_len == table_cap) {
         size_t cap = table_cap ? table_cap * 2 : 16;
         struct process **t = realloc(table, cap * sizeof *t);
-        if (!t) { kill(-pid, SIGKILL); result = -ENOMEM; goto out; }
+        if (!t) return -ENOMEM;
         table = t;
         table_cap = cap;
     }
     table[table_len++] = p;
+    return 0;
+}
+
+int64_t processes_spawn(const struct request *req, int extensions, struct spawn_outcome *outcome) {
+    char *bin = NULL, *cwd = NULL;
+    char **argv = NULL, **envp = NULL;
+    struct child_stdio child = {{-1, -1, -1}, {NULL, NULL, NULL}};
+    int64_t result;
+    memset(outcome, 0, sizeof *outcome);
+    /* upstream: BIN and ARG are required (EFAULT); a second entrypoint is a caller bug (EEXIST) */
+    if (!req->has_bin || !req->has_argv) return -EFAULT;
+    if (req->entrypoint && have_entrypoint) return -EEXIST;
+    struct process *p = calloc(1, sizeof *p);
+    if (!p) return -ENOMEM;
+    for (unsigned slot = 0; slot < 3; slot++) p->out[slot].fd = -1;
+    /* The id is taken before anything can fail: a failed spawn uses one up, as upstream. */
+    p->id = ++last_id;
+
+    if (!(bin = span_strdup(req->bin)) || !(argv = array_strv(req->argv))) { result = -EINVAL; goto out; }
+    if (req->has_env && !(envp = array_strv(req->env))) { result = -EINVAL; goto out; }
+    if (req->cwd.len && !(cwd = span_strdup(req->cwd))) { result = -EINVAL; goto out; }
+    char dir[64];
+    snprintf(dir, sizeof dir, AGENT_FDS_DIR "/%" PRIu64, p->id);
+    int err = make_dirs(dir, 0700);
+    if (err) { result = err; goto out; }
+    if (req->pty && extensions) err = plumb_pty(req, p, &child);
+    else for (unsigned slot = 0; slot < 3 && !err; slot++) err = plumb(req, extensions, p, slot, &child);
+    if (err) { result = err; goto out; }
+
+    struct spawn_request sr = {
+        .bin = bin, .argv = argv, .cwd = cwd,
+        /* Runtime 0.4 gives the process the ENV it was sent (or init's own environment without
+         * one). 0.5 passes `envp ? NULL : environ` to execve: an empty environment whenever the
+         * host sends ENV, which a provider always does (ya-runtime-vm PR #201). */
+        .envp = envp ? (runtime_minor >= 5 ? NULL : envp) : SPAWN_INIT_ENVIRONMENT,
+        .uid = req->has_uid ? req->uid : 0,
+        .gid = req->has_gid ? req->gid : 0,
+        .tty = p->tty,
+    };
+    struct spawn_result spawned;
+    err = spawn_process(&sr, &child, &spawned);
+    if (err) { result = err; goto out; }
+    p->pid = spawned.pid;
+    p->running = 1;
+    p->entrypoint = req->entrypoint;
+    outcome->exec_step = spawned.failed_step;
+    outcome->exec_errno = spawned.failed_errno;
+    if ((err = table_add(p))) {
+        kill(p->pid, SIGKILL);
+        result = err;
+        goto out;
+    }
+    if (p->entrypoint) have_entrypoint = 1;
     for (unsigned slot = 1; slot <= 2; slot++)
-        watch(p, slot, p->out[slot].fd, EPOLLIN, &p->out[slot].watching, 1);
+        if (p->out[slot].kind != OUT_FILE) watch(p, slot, EPOLLIN, 1);
     result = (int64_t)p->id;
     p = NULL;
 out:
-    for (int i = 0; i < 3; i++) {
-        if (stdio[i] >= 0) close(stdio[i]);
-        if (parent_end[i] >= 0) close(parent_end[i]);
-    }
-    if (report[0] >= 0) close(report[0]);
-    if (report[1] >= 0) close(report[1]);
+    for (unsigned slot = 0; slot < 3; slot++)
+        if (child.fd[slot] >= 0) close(child.fd[slot]);
     if (p) {
-        free(p->out[1].buf);
-        free(p->out[2].buf);
+        for (unsigned slot = 0; slot < 3; slot++) {
+            close_pipe(p, slot);
+            free(p->out[slot].buf);
+            free(p->out[slot].path);
+        }
         free(p);
     }
     free(bin);
@@ -314,60 +311,55 @@ out:
 
 /* ---- output ---- */
 
-/* Reads what the pipe holds now; returns 0 at EOF or error, 1 when more may come. */
+/* Reads what the pipe holds now. Returns 0 at EOF or error, 1 when more may come. */
 static int read_output(struct process *p, unsigned slot, int drain) {
     struct output *o = &p->out[slot];
     uint8_t chunk[READ_CHUNK];
     for (;;) {
         size_t want = sizeof chunk;
-        if (o->kind == REDIRECT_PIPE_BLOCKING) {
+        if (o->kind == OUT_PULL) {
+            /* upstream reads only what fits; a full buffer holds the writer back */
             want = o->cap - o->len;
-            if (want == 0) return 1; /* full: back-pressure until QUERY_OUTPUT */
+            if (want == 0) return 1;
             if (want > sizeof chunk) want = sizeof chunk;
         }
         ssize_t n = read(o->fd, chunk, want);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && errno == EAGAIN) return 1;
         if (n <= 0) return 0;
-        if (o->kind == REDIRECT_PIPE_PUSH) {
+        if (o->kind == OUT_PUSH) {
             if (wire_output_data(outgoing, p->id, slot, chunk, (uint64_t)n) < 0) return 0;
-        } else {
-            int was_empty = o->len == 0;
-            size_t keep = (size_t)n;
-            if (keep > o->cap) keep = o->cap; /* cyclic: only the newest bytes fit */
-            if (o->len + keep > o->cap) {
-                size_t drop = o->len + keep - o->cap;
-                memmove(o->buf, o->buf + drop, o->len - drop);
-                o->len -= drop;
-            }
-            memcpy(o->buf + o->len, chunk + (size_t)n - keep, keep);
-            o->len += keep;
-            if (was_empty) wire_output_available(outgoing, p->id, slot);
+            /* One chunk per turn, so one chatty process can't starve the others or the host's
+             * requests; at death everything is drained. */
+            if (!drain) return 1;
+            continue;
         }
-        /* Push mode returns to the loop after a chunk so one chatty process can't starve the
-         * others or the host's requests; at death everything is drained. */
-        if (!drain && o->kind == REDIRECT_PIPE_PUSH) return 1;
+        int was_empty = o->len == 0;
+        memcpy(o->buf + o->len, chunk, (size_t)n);
+        o->len += (size_t)n;
+        if (was_empty) wire_output_available(outgoing, p->id, slot);
+        return 1; /* upstream reads once per wake-up */
     }
 }
 
 static void flush_stdin(struct process *p) {
+    struct output *in = &p->out[0];
     while (obuf_pending(&p->stdin_queue)) {
-        ssize_t n = write(p->stdin_fd, p->stdin_queue.data + p->stdin_queue.head,
-                          obuf_pending(&p->stdin_queue));
+        ssize_t n = write(in->fd, p->stdin_queue.data + p->stdin_queue.head, obuf_pending(&p->stdin_queue));
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && errno == EAGAIN) {
-            watch(p, 0, p->stdin_fd, EPOLLOUT, &p->stdin_watching, 1);
+            watch(p, 0, EPOLLOUT, 1);
             return;
         }
         if (n < 0) { /* EPIPE: the reader is gone; drop what is queued */
             p->stdin_queue.head = p->stdin_queue.len = 0;
-            close_stdin(p);
+            close_pipe(p, 0);
             return;
         }
         obuf_consume(&p->stdin_queue, (size_t)n);
     }
-    watch(p, 0, p->stdin_fd, EPOLLOUT, &p->stdin_watching, 0);
-    if (p->stdin_eof) close_stdin(p);
+    watch(p, 0, EPOLLOUT, 0);
+    if (p->stdin_eof) close_pipe(p, 0);
 }
 
 void processes_on_event(uint64_t tag, uint32_t events) {
@@ -375,18 +367,17 @@ void processes_on_event(uint64_t tag, uint32_t events) {
     unsigned slot = TAG_SLOT(tag);
     if (!p) return;
     if (slot == 0) {
-        if (p->stdin_fd >= 0) flush_stdin(p);
+        if (p->out[0].fd >= 0) flush_stdin(p);
         return;
     }
     if (p->out[slot].fd < 0) return;
-    if (!read_output(p, slot, 0) || ((events & EPOLLHUP) && !(events & EPOLLIN)))
-        close_output(p, slot);
+    if (!read_output(p, slot, 0) || ((events & EPOLLHUP) && !(events & EPOLLIN))) close_pipe(p, slot);
 }
 
 int processes_put_input(uint64_t id, const uint8_t *data, uint64_t len, int eof) {
     struct process *p = find(id);
     if (!p || !p->running) return -ESRCH;
-    if (p->stdin_fd < 0) return -EBADF;
+    if (p->out[0].kind != OUT_STDIN || p->out[0].fd < 0) return -EBADF;
     if (len) {
         if (obuf_reserve(&p->stdin_queue, len) < 0) return -ENOMEM;
         memcpy(p->stdin_queue.data + p->stdin_queue.len, data, len);
@@ -397,17 +388,55 @@ int processes_put_input(uint64_t id, const uint8_t *data, uint64_t len, int eof)
     return 0;
 }
 
-void processes_query_output(uint64_t msg_id, uint64_t id, uint8_t fd, uint64_t len) {
-    struct process *p = find(id);
-    if (!p) { wire_err(outgoing, msg_id, ESRCH); return; }
-    if (fd != 1 && fd != 2) { wire_err(outgoing, msg_id, EINVAL); return; }
+/* A file-backed fd: `len` bytes from `offset` (ENXIO at or past the end, as upstream). */
+static void query_file(uint64_t msg_id, const char *path, uint64_t offset, uint64_t len) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) { wire_err(outgoing, msg_id, (uint32_t)errno); return; }
+    off_t size = lseek(fd, 0, SEEK_END);
+    if (size < 0) { wire_err(outgoing, msg_id, (uint32_t)errno); close(fd); return; }
+    if (offset >= (uint64_t)size) { wire_err(outgoing, msg_id, ENXIO); close(fd); return; }
+    uint64_t n = (uint64_t)size - offset;
+    if (n > len) n = len;
+    if (n > PROTO_MAX_BYTES) n = PROTO_MAX_BYTES;
+    uint8_t *buf = malloc(n ? n : 1);
+    ssize_t got = buf ? pread(fd, buf, n, (off_t)offset) : -1;
+    if (got < 0) wire_err(outgoing, msg_id, buf ? (uint32_t)errno : ENOMEM);
+    else wire_ok_bytes(outgoing, msg_id, buf, (uint64_t)got);
+    free(buf);
+    close(fd);
+}
+
+void processes_query_output(const struct request *req) {
+    /* upstream: the fd defaults to 1; id 0, len 0 and an fd other than 1 or 2 are EINVAL */
+    uint8_t fd = req->has_fd ? req->fd : 1;
+    if (!req->process_id || !req->length || fd == 0 || fd > 2) {
+        wire_err(outgoing, req->id, EINVAL);
+        return;
+    }
+    struct process *p = find(req->process_id);
+    if (!p) { wire_err(outgoing, req->id, ESRCH); return; }
     struct output *o = &p->out[fd];
-    if (!o->buf) { wire_err(outgoing, msg_id, EBADF); return; }
-    size_t n = o->len < len ? o->len : (size_t)len;
-    wire_ok_bytes(outgoing, msg_id, o->buf, n);
-    memmove(o->buf, o->buf + n, o->len - n);
-    o->len -= n;
-    if (!p->running && !p->out[1].len && !p->out[2].len) free_process(p);
+    switch (o->kind) {
+    case OUT_FILE:
+        query_file(req->id, o->path, req->offset, req->length);
+        break;
+    case OUT_PULL: {
+        if (req->offset) { wire_err(outgoing, req->id, EINVAL); return; }
+        int was_full = o->len == o->cap;
+        size_t n = o->len < req->length ? o->len : (size_t)req->length;
+        wire_ok_bytes(outgoing, req->id, o->buf, n);
+        memmove(o->buf, o->buf + n, o->len - n);
+        o->len -= n;
+        if (was_full && o->fd >= 0) watch(p, fd, EPOLLIN, 1);
+        break;
+    }
+    default: /* push output and stdin pipes are not queried */
+        wire_err(outgoing, req->id, EINVAL);
+        return;
+    }
+    /* upstream: the query that leaves a dead process with nothing buffered deletes it, and what
+     * its pipes still held is dropped with it */
+    if (!p->running && buffers_empty(p)) free_process(p);
 }
 
 void processes_update_interest(int congested) {
@@ -416,15 +445,14 @@ void processes_update_interest(int congested) {
         for (unsigned slot = 1; slot <= 2; slot++) {
             struct output *o = &p->out[slot];
             if (o->fd < 0) continue;
-            int want = o->kind == REDIRECT_PIPE_PUSH ? !congested
-                     : o->kind == REDIRECT_PIPE_BLOCKING ? o->len < o->cap : 1;
-            watch(p, slot, o->fd, EPOLLIN, &o->watching, want);
+            int want = o->kind == OUT_PUSH ? !congested : o->kind == OUT_PULL ? o->len < o->cap : 0;
+            watch(p, slot, EPOLLIN, want);
         }
     }
 }
 
-void processes_reap(void) {
-    int status;
+int processes_reap(void) {
+    int status, entrypoint_died = 0;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
         struct process *p = NULL;
@@ -432,12 +460,14 @@ void processes_reap(void) {
             if (table[i]->pid == pid && table[i]->running) p = table[i];
         if (!p) continue; /* an orphan reparented to init */
         p->running = 0;
+        /* Push output (extension) is complete before its PROCESS_DIED; pull buffers are left as
+         * upstream leaves them: what is read later still fits, the rest goes with the process. */
         for (unsigned slot = 1; slot <= 2; slot++) {
-            if (p->out[slot].fd < 0) continue;
+            if (p->out[slot].kind != OUT_PUSH || p->out[slot].fd < 0) continue;
             read_output(p, slot, 1);
-            close_output(p, slot);
+            close_pipe(p, slot);
         }
-        close_stdin(p);
+        close_pipe(p, 0);
         uint8_t code, kind;
         if (WIFEXITED(status)) { code = (uint8_t)WEXITSTATUS(status); kind = EXIT_EXITED; }
         else {
@@ -445,25 +475,26 @@ void processes_reap(void) {
             kind = WCOREDUMP(status) ? EXIT_DUMPED : EXIT_KILLED;
         }
         wire_process_died(outgoing, p->id, code, kind);
-        if (!p->out[1].len && !p->out[2].len) free_process(p);
+        if (p->entrypoint) entrypoint_died = 1;
+        else if (buffers_empty(p)) free_process(p);
     }
+    return entrypoint_died;
 }
 
-int processes_signal(uint64_t id, int signo) {
+int processes_kill(uint64_t id) {
+    struct process *p = id ? find(id) : NULL;
+    if (!p) return -EINVAL;
+    if (!p->running) return -ESRCH;
+    return kill(p->pid, SIGKILL) < 0 ? -errno : 0;
+}
+
+int processes_signal_tree(uint64_t id, int signo) {
     struct process *p = find(id);
     if (!p || !p->running) return -ESRCH;
-    if (signo < 0 || signo >= NSIG) return -EINVAL;
-    /* The whole group, so `sh -c` children go too; the leader alone if it left its group. */
-    if (kill(-p->pid, signo) < 0 && kill(p->pid, signo) < 0) return -errno;
-    /* A child forked while the group was being killed escapes one pass (a fork bomb): SIGKILL
-     * the group again until nothing new is left to hit. */
-    if (signo == SIGKILL) {
-        for (int pass = 0; pass < 16; pass++) {
-            sched_yield();
-            if (kill(-p->pid, SIGKILL) < 0) break;
-        }
-    }
-    return 0;
+    if (signo <= 0 || signo >= NSIG) return -EINVAL;
+    /* A terminal's process leads its own session: its group is what a Ctrl-C reaches. */
+    if (p->tty && signo != SIGKILL) return kill(-p->pid, signo) < 0 ? -errno : 0;
+    return process_tree_signal(p->pid, signo);
 }
 
 uint64_t processes_running(void) {
@@ -473,8 +504,7 @@ uint64_t processes_running(void) {
 }
 
 void processes_kill_all(void) {
-    for (size_t i = 0; i < table_len; i++)
-        if (table[i]->running) kill(-table[i]->pid, SIGKILL);
+    kill(-1, SIGKILL); /* everything but init, as upstream does when its entrypoint exits */
 }
 
 int processes_resize(uint64_t id, uint32_t rows, uint32_t cols) {

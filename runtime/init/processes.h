@@ -1,4 +1,6 @@
-/* Processes started by RUN_PROCESS: spawning, stdio plumbing, output delivery, reaping. */
+/* Processes started by RUN_PROCESS: the table, stdio plumbing, output buffers, reaping. The
+ * semantics are upstream's (ya-runtime-vm init.c, reference section 8) unless an extension asks
+ * for more (push output, stdin pipes, terminals, signals to a whole tree). */
 #ifndef GVMI_PROCESSES_H
 #define GVMI_PROCESSES_H
 
@@ -10,27 +12,44 @@
 #define TAG_SLOT(tag) ((unsigned)((tag) & 3))
 #define TAG_PROCESS(tag) ((tag) >> 2)
 
-/* Where process output goes (the agent's outgoing queue) and which epoll set to use. */
-void processes_init(int epfd, struct obuf *out);
+/* Where upstream keeps the files behind a process's fds that the host did not redirect. */
+#define AGENT_FDS_DIR "/var/tmp/guest_agent_private/fds"
 
-/* Returns the new process id (> 0) or -errno (exec/chdir/credentials failure, bad request). */
-int64_t processes_spawn(const struct request *req);
+/* Where process output goes (the agent's outgoing queue), which epoll set to use, and which
+ * provider runtime's environment rules apply (4 or 5). */
+void processes_init(int epfd, struct obuf *out, int runtime_minor);
 
-/* Sends signo to the process's group (each process leads its own session). 0 or -ESRCH. */
-int processes_signal(uint64_t id, int signo);
+/* Why a process that was answered OK could not start (exit status 9 on a provider). */
+struct spawn_outcome {
+    uint8_t exec_step; /* enum exec_step, 0 when it started */
+    int exec_errno;
+};
+
+/* Returns the new process id (> 0) or -errno (EFAULT: no BIN/ARG; EEXIST: a second entrypoint;
+ * the errno of opening a FILE redirect; resources). A failed chdir/setresuid/execve still returns
+ * the id (the process dies with status 9) and fills *outcome. */
+int64_t processes_spawn(const struct request *req, int extensions, struct spawn_outcome *outcome);
+
+/* KILL_PROCESS: SIGKILL to that pid only. 0, -EINVAL (id 0 or unknown), -ESRCH (not running). */
+int processes_kill(uint64_t id);
+
+/* SIGNAL extension: signo to the process and all its descendants. 0 or -ESRCH/-EINVAL. */
+int processes_signal_tree(uint64_t id, int signo);
 
 /* Queues stdin bytes for a process started with a stdin pipe; eof closes it afterwards. */
 int processes_put_input(uint64_t id, const uint8_t *data, uint64_t len, int eof);
 
-/* QUERY_OUTPUT: answers msg_id with up to len bytes of a pull-mode buffer. */
-void processes_query_output(uint64_t msg_id, uint64_t id, uint8_t fd, uint64_t len);
+/* QUERY_OUTPUT: answers with bytes of a pull buffer or of a file-backed fd. */
+void processes_query_output(const struct request *req);
 
 void processes_on_event(uint64_t tag, uint32_t events);
 
-/* SIGCHLD: reaps, delivers the rest of each dead process's output, then NOTIFY_PROCESS_DIED. */
-void processes_reap(void);
+/* SIGCHLD: reaps and sends NOTIFY_PROCESS_DIED (push output first drained). Returns 1 when the
+ * entrypoint died: upstream then kills every process and stops the VM. */
+int processes_reap(void);
 
-/* Stops reading push-mode pipes while the host lags (congested), resumes after. */
+/* Stops reading push-mode pipes while the host lags (congested), resumes after; pull buffers are
+ * read only while they have room. */
 void processes_update_interest(int congested);
 
 /* RESIZE: the window size of a process's pseudo-terminal (SIGWINCH follows). */

@@ -48,7 +48,11 @@ static int read_u64(struct cursor *c, uint64_t *out) {
     return 1;
 }
 
-/* A BYTES field of at most `max` bytes; longer ones are refused with `too_long`. */
+/* Reads return 1 when done, 0 when the buffer ends first, or READ_STOP: the VM stops as
+ * upstream's would (an unknown sub-message or kind; a length it could not allocate). */
+#define READ_STOP (-1)
+
+/* A BYTES field of at most `max` bytes; longer ones give `too_long`. */
 static int read_bytes_max(struct cursor *c, struct span *out, uint64_t max, int too_long) {
     uint64_t n;
     int r = read_u64(c, &n);
@@ -63,14 +67,14 @@ static int read_bytes_max(struct cursor *c, struct span *out, uint64_t max, int 
 }
 
 static int read_bytes(struct cursor *c, struct span *out) {
-    return read_bytes_max(c, out, PROTO_MAX_BYTES, -E2BIG);
+    return read_bytes_max(c, out, PROTO_MAX_BYTES, READ_STOP);
 }
 
 static int read_array(struct cursor *c, struct span_array *out) {
     uint64_t count;
     int r = read_u64(c, &count);
     if (r <= 0) return r;
-    if (count > PROTO_MAX_ARRAY) return -E2BIG;
+    if (count > PROTO_MAX_ARRAY) return READ_STOP;
     out->data = c->buf + c->pos;
     out->count = count;
     for (uint64_t i = 0; i < count; i++) {
@@ -88,44 +92,79 @@ struct span wire_array_entry(struct span_array arr, uint64_t i) {
     return s;
 }
 
-static int read_redirect(struct cursor *c, struct request *req) {
+/* The first recoverable error of a request (upstream answers it after reading the whole request). */
+static void soft_error(struct request *req, uint32_t err) {
+    if (!req->soft_error) req->soft_error = err;
+}
+
+static int read_redirect(struct cursor *c, struct request *req, int extensions) {
     uint32_t fd;
     uint8_t kind;
     int r;
+    struct redirect rd = {0};
     if ((r = read_u32(c, &fd)) <= 0) return r;
     if ((r = read_u8(c, &kind)) <= 0) return r;
-    if (fd > 2) return -EINVAL;
-    struct redirect *rd = &req->redirect[fd];
-    rd->present = 1;
-    rd->kind = kind;
+    rd.present = 1;
+    rd.kind = kind;
     switch (kind) {
     case REDIRECT_FILE:
-        return read_bytes(c, &rd->path);
+        if ((r = read_bytes(c, &rd.path)) <= 0) return r;
+        break;
     case REDIRECT_PIPE_BLOCKING:
     case REDIRECT_PIPE_CYCLIC:
-        if ((r = read_u64(c, &rd->size)) <= 0) return r;
-        return (rd->size == 0 || rd->size > PROTO_MAX_BYTES) ? -EINVAL : 1;
+        if ((r = read_u64(c, &rd.size)) <= 0) return r;
+        /* Checked after the body was read, as upstream does (init.c parse_fd_redir). */
+        if (rd.size == 0 || rd.size % 4096 != 0) { soft_error(req, EINVAL); return 1; }
+        if (rd.size > PROTO_MAX_BYTES) { soft_error(req, ENOMEM); return 1; }
+        break;
     case REDIRECT_PIPE_PUSH:
-        return fd == 0 ? -EINVAL : 1;
+        if (!extensions) { req->stop_reason = "unknown redirect kind"; return READ_STOP; }
+        if (fd == 0) { soft_error(req, EINVAL); return 1; }
+        break;
     default:
-        return -EINVAL;
+        req->stop_reason = "unknown redirect kind";
+        return READ_STOP;
     }
+    if (fd > 2) { soft_error(req, EINVAL); return 1; }
+    req->redirect[fd] = rd;
+    return 1;
+}
+
+static int read_net_host_entry(struct cursor *c, struct request *req) {
+    struct span ip, name;
+    int r;
+    if ((r = read_bytes(c, &ip)) <= 0) return r;
+    if ((r = read_bytes(c, &name)) <= 0) return r;
+    if (req->host_count < PROTO_MAX_HOSTS) {
+        req->hosts[req->host_count][0] = ip;
+        req->hosts[req->host_count][1] = name;
+    }
+    req->host_count++;
+    return 1;
+}
+
+static int read_u16(struct cursor *c, uint16_t *out) {
+    if (c->len - c->pos < 2) return 0;
+    *out = (uint16_t)(c->buf[c->pos] | c->buf[c->pos + 1] << 8);
+    c->pos += 2;
+    return 1;
 }
 
 /* One sub-message body of a request of type `type`. */
-static int read_sub(struct cursor *c, struct request *req, uint8_t sub) {
+static int read_sub(struct cursor *c, struct request *req, uint8_t sub, int extensions) {
     switch (req->type) {
     case MSG_RUN_PROCESS:
         switch (sub) {
-        case SUB_RUN_BIN: return read_bytes(c, &req->bin);
+        case SUB_RUN_BIN: req->has_bin = 1; return read_bytes(c, &req->bin);
         case SUB_RUN_ARG: req->has_argv = 1; return read_array(c, &req->argv);
         case SUB_RUN_ENV: req->has_env = 1; return read_array(c, &req->env);
         case SUB_RUN_UID: req->has_uid = 1; return read_u32(c, &req->uid);
         case SUB_RUN_GID: req->has_gid = 1; return read_u32(c, &req->gid);
-        case SUB_RUN_RFD: return read_redirect(c, req);
+        case SUB_RUN_RFD: return read_redirect(c, req, extensions);
         case SUB_RUN_CWD: return read_bytes(c, &req->cwd);
         case SUB_RUN_ENT: req->entrypoint = 1; return 1;
         case SUB_RUN_PTY: {
+            if (!extensions) break;
             int r;
             req->pty = 1;
             if ((r = read_u32(c, &req->rows)) <= 0) return r;
@@ -137,16 +176,29 @@ static int read_sub(struct cursor *c, struct request *req, uint8_t sub) {
         if (sub == SUB_KILL_ID) { req->has_process_id = 1; return read_u64(c, &req->process_id); }
         break;
     case MSG_MOUNT_VOLUME:
-        if (sub == SUB_MOUNT_TAG) return read_bytes(c, &req->tag);
-        if (sub == SUB_MOUNT_PATH) return read_bytes(c, &req->path);
+        if (sub == SUB_MOUNT_TAG) { req->has_tag = 1; return read_bytes(c, &req->tag); }
+        if (sub == SUB_MOUNT_PATH) { req->has_path = 1; return read_bytes(c, &req->path); }
         break;
     case MSG_QUERY_OUTPUT:
         switch (sub) {
         case SUB_QUERY_ID: req->has_process_id = 1; return read_u64(c, &req->process_id);
-        case SUB_QUERY_FD: return read_u8(c, &req->fd);
+        case SUB_QUERY_FD: req->has_fd = 1; return read_u8(c, &req->fd);
         case SUB_QUERY_OFF: return read_u64(c, &req->offset);
         case SUB_QUERY_LEN: return read_u64(c, &req->length);
         }
+        break;
+    case MSG_NET_CTL:
+        switch (sub) {
+        case SUB_NET_CTL_FLAGS: return read_u16(c, &req->net_flags);
+        case SUB_NET_CTL_ADDR: return read_bytes(c, &req->net_addr);
+        case SUB_NET_CTL_MASK: return read_bytes(c, &req->net_mask);
+        case SUB_NET_CTL_GATEWAY: req->has_gateway = 1; return read_bytes(c, &req->net_gateway);
+        case SUB_NET_CTL_IF_ADDR: req->has_if_addr = 1; return read_bytes(c, &req->net_if_addr);
+        case SUB_NET_CTL_IF: return read_u16(c, &req->net_if);
+        }
+        break;
+    case MSG_NET_HOST:
+        if (sub == SUB_NET_HOST_ENTRY) return read_net_host_entry(c, req);
         break;
     case MSG_PUT_INPUT:
         switch (sub) {
@@ -170,41 +222,60 @@ static int read_sub(struct cursor *c, struct request *req, uint8_t sub) {
     case MSG_RESUMED:
         if (sub == SUB_RESUMED_TIME_NS) { req->has_time = 1; return read_u64(c, &req->time_ns); }
         if (sub == SUB_RESUMED_ENTROPY) {
-            int r = read_bytes_max(c, &req->entropy, PROTO_MAX_ENTROPY, -EINVAL);
+            int r = read_bytes_max(c, &req->entropy, PROTO_MAX_ENTROPY, READ_STOP);
             if (r <= 0) return r;
-            return req->entropy.len < 16 ? -EINVAL : 1;
+            if (req->entropy.len < 16) soft_error(req, EINVAL);
+            return 1;
         }
         break;
+    case MSG_HELLO:
+        if (sub == SUB_HELLO_VERSION) return read_u32(c, &req->hello_version);
+        break;
     }
-    return -EPROTO;
+    req->stop_reason = "unknown sub-message";
+    return READ_STOP;
 }
 
-static int known_type(uint8_t type) {
-    return (type >= MSG_QUIT && type <= MSG_NET_HOST) ||
-           (type >= MSG_PUT_INPUT && type <= MSG_RESUMED);
+/* Types upstream knows, answered and then fatal by type alone (init.c handle_message). */
+static int unimplemented_upstream(uint8_t type) {
+    return type == MSG_UPLOAD_FILE || type == MSG_PUT_INPUT_UPSTREAM || type == MSG_SYNC_FS;
+}
+
+static int known_type(uint8_t type, int extensions) {
+    if (type >= MSG_QUIT && type <= MSG_NET_HOST) return 1;
+    if (type == MSG_HELLO) return 1; /* the handshake itself */
+    return extensions && type >= MSG_PUT_INPUT && type <= MSG_RESUMED;
 }
 
 enum parse_result wire_parse_request(const uint8_t *buf, size_t len, struct request *req,
-                                     size_t *consumed, int *err) {
+                                     size_t *consumed, int *err, int extensions) {
     struct cursor c = {buf, len, 0};
     memset(req, 0, sizeof *req);
     *err = 0;
     int r = read_u64(&c, &req->id);
     if (r == 0) return PARSE_NEED_MORE;
     if ((r = read_u8(&c, &req->type)) == 0) return PARSE_NEED_MORE;
-    if (req->id == 0) { *err = EINVAL; return PARSE_INVALID; }
-    /* NET_CTL / NET_HOST bodies are not ours to parse: refused by type, before the body. */
-    if (!known_type(req->type) || req->type == MSG_NET_CTL || req->type == MSG_NET_HOST) {
-        *err = req->type == MSG_NET_CTL || req->type == MSG_NET_HOST ? EPROTONOSUPPORT : EPROTO;
-        return PARSE_INVALID;
+    /* Decided by the header alone: upstream answers these before reading any body, then stops. */
+    if (unimplemented_upstream(req->type)) {
+        *err = EPROTONOSUPPORT;
+        req->stop_reason = "request type not implemented by the runtime";
+        return PARSE_STOP;
+    }
+    if (!known_type(req->type, extensions)) {
+        *err = ENOPROTOOPT;
+        req->stop_reason = "unknown request type";
+        return PARSE_STOP;
     }
     for (;;) {
         uint8_t sub;
         if ((r = read_u8(&c, &sub)) == 0) return PARSE_NEED_MORE;
         if (sub == 0) break;
-        r = read_sub(&c, req, sub);
+        r = read_sub(&c, req, sub, extensions);
         if (r == 0) return PARSE_NEED_MORE;
-        if (r < 0) { *err = -r; return PARSE_INVALID; }
+        if (r < 0) {
+            if (!req->stop_reason) req->stop_reason = "a field too large to read";
+            return PARSE_STOP;
+        }
     }
     *consumed = c.pos;
     return PARSE_COMPLETE;
@@ -287,10 +358,12 @@ int wire_process_died(struct obuf *b, uint64_t process_id, uint8_t status, uint8
     return 0;
 }
 
-int wire_ready(struct obuf *b, uint64_t uptime_ms) {
-    uint8_t *p = header(b, 0, NOTIFY_READY, 8);
+int wire_exec_failed(struct obuf *b, uint64_t process_id, uint8_t step, uint32_t err) {
+    uint8_t *p = header(b, 0, NOTIFY_EXEC_FAILED, 13);
     if (!p) return -ENOMEM;
-    put_u64(p, uptime_ms);
+    put_u64(p, process_id);
+    p[8] = step;
+    put_u32(p + 9, err);
     return 0;
 }
 

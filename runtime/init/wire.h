@@ -26,13 +26,19 @@ struct redirect {
     uint64_t size;     /* pipe kinds */
 };
 
+#define PROTO_MAX_HOSTS 256 /* NET_HOST entries kept from one request (more are read and dropped) */
+
 struct request {
     uint64_t id;
     uint8_t type;
+    /* The first error upstream answers after reading the whole request (a bad RFD), or 0. */
+    uint32_t soft_error;
+    /* Set with PARSE_STOP: why upstream's VM would stop here. */
+    const char *stop_reason;
     /* RUN_PROCESS */
     struct span bin, cwd;
     struct span_array argv, env;
-    int has_argv, has_env, has_uid, has_gid, entrypoint;
+    int has_bin, has_argv, has_env, has_uid, has_gid, entrypoint;
     uint32_t uid, gid;
     struct redirect redirect[3];
     /* KILL / QUERY / PUT_INPUT / SIGNAL: the process */
@@ -40,8 +46,19 @@ struct request {
     int has_process_id;
     /* MOUNT_VOLUME */
     struct span tag, path;
+    int has_tag, has_path;
+    /* NET_CTL */
+    uint16_t net_flags, net_if;
+    struct span net_addr, net_mask, net_gateway, net_if_addr;
+    int has_gateway, has_if_addr;
+    /* NET_HOST: (ip, hostname) pairs */
+    struct span hosts[PROTO_MAX_HOSTS][2];
+    uint64_t host_count;
+    /* HELLO */
+    uint32_t hello_version;
     /* QUERY_OUTPUT */
     uint8_t fd;
+    int has_fd;
     uint64_t offset, length;
     /* PUT_INPUT */
     struct span input;
@@ -61,13 +78,15 @@ struct request {
 
 enum parse_result {
     PARSE_COMPLETE,  /* *req filled, *consumed bytes used */
-    PARSE_NEED_MORE, /* the buffer holds a prefix of a request */
-    PARSE_INVALID,   /* *err holds the errno to answer; req->id is set when it was read */
+    PARSE_NEED_MORE, /* the buffer holds a prefix of a request: wait for the rest, however long */
+    PARSE_STOP,      /* upstream's VM stops here: answer *err first when it is not 0 (req->id is
+                      * set), req->stop_reason says why */
 };
 
-/* Parses one request from the start of buf. Spans in *req point into buf. */
+/* Parses one request from the start of buf. Spans in *req point into buf. `extensions`: the host
+ * has sent MSG_HELLO, so gvmi-test's types and kinds (>= 64) are known. */
 enum parse_result wire_parse_request(const uint8_t *buf, size_t len, struct request *req,
-                                     size_t *consumed, int *err);
+                                     size_t *consumed, int *err, int extensions);
 
 /* Iterates an ARRAY: entry i of arr (i < arr.count). */
 struct span wire_array_entry(struct span_array arr, uint64_t i);
@@ -88,7 +107,7 @@ int wire_ok_bytes(struct obuf *b, uint64_t id, const void *data, uint64_t len);
 int wire_err(struct obuf *b, uint64_t id, uint32_t err);
 int wire_output_available(struct obuf *b, uint64_t process_id, uint32_t fd);
 int wire_process_died(struct obuf *b, uint64_t process_id, uint8_t status, uint8_t kind);
-int wire_ready(struct obuf *b, uint64_t uptime_ms);
+int wire_exec_failed(struct obuf *b, uint64_t process_id, uint8_t step, uint32_t err);
 int wire_output_data(struct obuf *b, uint64_t process_id, uint32_t fd, const void *data,
                      uint64_t len);
 

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { GvmiTestError } from '../errors.js';
 import { MessageReader, RequestWriter, type GuestMessage } from './codec.js';
 import { describeErrno, errnoName } from './errno.js';
-import { MsgType, RedirectKind, STATS_FIELDS, SubInput, SubKill, SubMount, SubResize, SubResumed, SubRun, SubSignal, SubUsage } from './protocol.js';
+import { MsgType, PROTO_EXTENSION_VERSION, RedirectKind, STATS_FIELDS, SubHello, SubInput, SubKill, SubMount, SubResize, SubResumed, SubRun, SubSignal, SubUsage } from './protocol.js';
 
 export interface RunProcessSpec {
   argv: readonly string[];
@@ -16,7 +16,10 @@ export interface RunProcessSpec {
   cwd?: string;
   uid?: number;
   gid?: number;
-  /** Give the process a stdin pipe (fed with putInput); otherwise stdin is /dev/null. */
+  /**
+   * Give the process a stdin pipe (fed with putInput). Otherwise no redirect is sent for fd 0 and
+   * the process gets what a provider gives it: an empty file under /var/tmp/guest_agent_private.
+   */
   stdinPipe?: boolean;
   /** A pseudo-terminal of this size as stdin/stdout/stderr (output arrives as fd 1). */
   pty?: { rows: number; cols: number };
@@ -36,9 +39,6 @@ export class AgentRequestError extends GvmiTestError {
   }
 }
 
-/** proto.h: EPROTO, E2BIG, EINVAL-at-parse and ETIMEDOUT make the agent resynchronise on a quiet line. */
-const RESYNC_ERRNOS = new Set([71, 7, 110]);
-const RESYNC_QUIET_MS = 80; // PROTO_RESYNC_IDLE_MS (50) plus margin
 
 interface Pending {
   what: string;
@@ -49,9 +49,16 @@ interface Pending {
   timer: NodeJS.Timeout | undefined;
 }
 
+/** Why a process that RUN_PROCESS answered OK could not start (NOTIFY_EXEC_FAILED). */
+export interface ExecFailure {
+  /** proto.h enum exec_step */
+  step: number;
+  errno: number;
+}
+
 export interface AgentEvents {
-  ready: [uptimeMs: number];
   output: [processId: bigint, fd: number, data: Buffer];
+  'exec-failed': [processId: bigint, failure: ExecFailure];
   died: [processId: bigint, status: number, kind: number];
   closed: [error: GvmiTestError];
 }
@@ -67,8 +74,6 @@ export class AgentClient extends EventEmitter<AgentEvents> {
    */
   private readonly unclaimed = new Map<bigint, (() => void)[]>();
   private closedError: GvmiTestError | undefined;
-  /** After the agent refused a malformed request it drops input until the line is quiet. */
-  private quietUntil = 0;
 
   /**
    * @param explainDisconnect says why the channel closed (stopped, crashed, with the console):
@@ -116,7 +121,7 @@ export class AgentClient extends EventEmitter<AgentEvents> {
 
   private dispatch(m: GuestMessage): void {
     switch (m.type) {
-      case 'ready': this.emit('ready', m.uptimeMs); return;
+      case 'exec-failed': this.deliver(m.processId, () => this.emit('exec-failed', m.processId, { step: m.step, errno: m.errno })); return;
       case 'output-data': this.deliver(m.processId, () => this.emit('output', m.processId, m.fd, m.data)); return;
       case 'process-died': this.deliver(m.processId, () => this.emit('died', m.processId, m.status, m.kind)); return;
       case 'output-available': return; // pull mode is not used by this client
@@ -129,7 +134,6 @@ export class AgentClient extends EventEmitter<AgentEvents> {
     this.pending.delete(m.id);
     if (p.timer) clearTimeout(p.timer);
     if (p.spawn && m.type === 'ok-u64') this.unclaimed.set(m.value, []);
-    if (m.type === 'err' && RESYNC_ERRNOS.has(m.errno)) this.quietUntil = Date.now() + RESYNC_QUIET_MS;
     if (m.type === 'err') p.reject(new AgentRequestError(m.errno, p.what));
     else p.resolve(m);
   }
@@ -161,8 +165,6 @@ export class AgentClient extends EventEmitter<AgentEvents> {
 
   async request(type: number, build: (w: RequestWriter) => void, what: string, timeoutMs = this.defaultTimeoutMs, spawn = false): Promise<GuestMessage> {
     if (this.closedError) throw this.closedError;
-    const wait = this.quietUntil - Date.now();
-    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     const id = this.nextId++;
     const writer = new RequestWriter(id, type);
     build(writer);
@@ -177,6 +179,16 @@ export class AgentClient extends EventEmitter<AgentEvents> {
       this.pending.set(id, { what, resolve, reject, timer, spawn });
       this.socket.write(frame);
     });
+  }
+
+  /**
+   * The handshake: switches the agent's extensions on (before it, the agent is indistinguishable
+   * from upstream's). Its answer is also the sign that a booted guest serves.
+   */
+  async hello(timeoutMs?: number): Promise<number> {
+    const reply = await this.request(MsgType.HELLO, (w) => w.sub(SubHello.VERSION).u32(PROTO_EXTENSION_VERSION), 'greeting the guest agent', timeoutMs);
+    if (reply.type !== 'ok-u64') throw new GvmiTestError('agent.protocol', `HELLO answered with ${reply.type}`);
+    return Number(reply.value);
   }
 
   /** Starts a process; call claimProcess(id) once ready to receive its output and death. */

@@ -65,7 +65,7 @@ export type GuestMessage =
   | { type: 'err'; id: bigint; errno: number }
   | { type: 'output-available'; processId: bigint; fd: number }
   | { type: 'process-died'; processId: bigint; status: number; kind: number }
-  | { type: 'ready'; uptimeMs: number }
+  | { type: 'exec-failed'; processId: bigint; step: number; errno: number }
   | { type: 'output-data'; processId: bigint; fd: number; data: Buffer };
 
 /** Largest body we accept in one message: a guest must not make the host allocate at will. */
@@ -79,7 +79,7 @@ function bodyLength(type: number, body: Buffer): number | undefined {
     case RespType.ERR: return 4;
     case RespType.NOTIFY_OUTPUT_AVAILABLE: return 12;
     case RespType.NOTIFY_PROCESS_DIED: return 10;
-    case RespType.NOTIFY_READY: return 8;
+    case RespType.NOTIFY_EXEC_FAILED: return 13;
     case RespType.OK_BYTES:
       return body.length < 8 ? undefined : checked(8 + Number(body.readBigUInt64LE(0)));
     case RespType.NOTIFY_OUTPUT_DATA:
@@ -106,7 +106,8 @@ function decode(id: bigint, type: number, body: Buffer): GuestMessage {
       return { type: 'output-available', processId: body.readBigUInt64LE(0), fd: body.readUInt32LE(8) };
     case RespType.NOTIFY_PROCESS_DIED:
       return { type: 'process-died', processId: body.readBigUInt64LE(0), status: body.readUInt8(8), kind: body.readUInt8(9) };
-    case RespType.NOTIFY_READY: return { type: 'ready', uptimeMs: Number(body.readBigUInt64LE(0)) };
+    case RespType.NOTIFY_EXEC_FAILED:
+      return { type: 'exec-failed', processId: body.readBigUInt64LE(0), step: body.readUInt8(8), errno: body.readUInt32LE(9) };
     default:
       return { type: 'output-data', processId: body.readBigUInt64LE(0), fd: body.readUInt32LE(8), data: body.subarray(20) };
   }

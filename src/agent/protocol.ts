@@ -20,6 +20,8 @@ export const MsgType = {
   UPPER_USAGE: 67,
   RESIZE: 68,
   RESUMED: 69,
+  /** The handshake: extensions exist only after it (proto.h MSG_HELLO). */
+  HELLO: 70,
 } as const;
 export type MsgType = (typeof MsgType)[keyof typeof MsgType];
 
@@ -32,6 +34,12 @@ export const SubSignal = { ID: 1, SIGNO: 2 } as const;
 export const SubUsage = { LIMIT: 1 } as const;
 export const SubResize = { ID: 1, ROWS: 2, COLS: 3 } as const;
 export const SubResumed = { TIME_NS: 1, ENTROPY: 2 } as const;
+export const SubHello = { VERSION: 1 } as const;
+export const SubNetHost = { ENTRY: 1 } as const;
+export const SubNetCtl = { FLAGS: 1, ADDR: 2, MASK: 3, GATEWAY: 4, IF_ADDR: 5, IF: 6 } as const;
+
+/** The extension version this host speaks (proto.h PROTO_EXTENSION_VERSION). */
+export const PROTO_EXTENSION_VERSION = 1;
 
 export const RedirectKind = { FILE: 0, PIPE_BLOCKING: 1, PIPE_CYCLIC: 2, PIPE_PUSH: 64 } as const;
 
@@ -42,10 +50,15 @@ export const RespType = {
   ERR: 3,
   NOTIFY_OUTPUT_AVAILABLE: 4,
   NOTIFY_PROCESS_DIED: 5,
-  // gvmi-test extensions
-  NOTIFY_READY: 64,
+  // gvmi-test extensions (only after HELLO)
   NOTIFY_OUTPUT_DATA: 65,
+  NOTIFY_EXEC_FAILED: 66,
 } as const;
+
+/** proto.h enum exec_step: where a process that a provider reports only as "exit 9" failed. */
+export const ExecStep = { CHDIR: 1, SETGID: 2, SETUID: 3, EXECVE: 4 } as const;
+/** The exit status upstream gives a process that could not start (EBADF). */
+export const EXEC_FAILED_STATUS = 9;
 
 export const ExitKind = { EXITED: 0, KILLED: 1, DUMPED: 2 } as const;
 

@@ -12,14 +12,16 @@ export type FindingCode =
   | 'non-amd64'
   // found while running
   | 'overlay-full'
-  | 'output-truncated-on-provider';
+  | 'output-truncated-on-provider'
+  | 'image-env-dropped'
+  | 'exec-failed';
 
 export interface Finding {
   code: FindingCode;
   severity: 'error' | 'warning' | 'info';
   message: string;
   fix: string;
-  /** Paths concerned, when there are any. */
+  /** Paths concerned, when there are any (for image-env-dropped: the KEY=VALUE entries lost). */
   paths?: string[];
   /** Extra figures (sizes, counts) for --json. */
   details?: Record<string, unknown>;

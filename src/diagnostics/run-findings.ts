@@ -1,8 +1,10 @@
 /**
  * Provider traps that show while a command runs: the 128 MB overlay filling up, output larger
- * than what a provider reliably delivers. Pure functions over what the VM reported.
+ * than what a provider reliably delivers, a 0.5 runtime starting the command without the image
+ * Env. Pure functions over what the VM reported.
  */
 import type { UpperUsageEntry } from '../agent/agent-client.js';
+import type { RuntimeProfile } from '../vm/runtime-profile.js';
 import type { Finding } from './finding.js';
 
 /** ya-runtime-vm keeps 4 KiB cyclic buffers of stdout and stderr (yagna #2019, #3450). */
@@ -69,9 +71,38 @@ export function outputSizeFinding(outcome: ExecOutcome, volumes: readonly string
   };
 }
 
+/** A shell's or a program's "not found" (busybox: `sh: ls: not found`, bash: `command not found`). */
+const NOT_FOUND = /\bnot found\b/i;
+
+/**
+ * ya-runtime-vm 0.5 starts every process with an EMPTY environment whenever the requestor sends
+ * Env, and a provider always sends the image Env (reference §8; PR #201, open): no PATH, none of
+ * the image's variables. An image tested only where Env is applied (Docker, runtime 0.4) breaks
+ * there in ways that look unrelated (`sh: python3: not found`, a config path unset), so every
+ * failure, or output saying `not found`, under 0.5 of an image with an Env gets this finding.
+ * `imageEnv` is the image Env as KEY=VALUE entries (variables given per command are lost too).
+ */
+export function envDroppedFinding(runtime: RuntimeProfile, imageEnv: readonly string[], outcome: Pick<ExecOutcome, 'exitCode' | 'stdout' | 'stderr'>): Finding | undefined {
+  if (runtime !== '0.5' || imageEnv.length === 0) return undefined;
+  const failed = outcome.exitCode !== 0;
+  if (!failed && !NOT_FOUND.test(outcome.stdout) && !NOT_FOUND.test(outcome.stderr)) return undefined;
+  const names = imageEnv.map((e) => e.split('=', 1)[0]!);
+  const path = imageEnv.find((e) => e.startsWith('PATH='));
+  const what = failed ? `the command failed (${outcome.exitCode === null ? 'killed by a signal' : `exit ${outcome.exitCode}`})` : 'the command printed "not found"';
+  return {
+    code: 'image-env-dropped',
+    severity: 'warning',
+    message: `${what} under runtime 0.5, which starts every process with an EMPTY environment when the image has an Env (ya-runtime-vm PR #201): it did not get ${names.join(', ')}`,
+    fix: `set what the command needs in the command itself (${path ? `/bin/sh -c 'export ${path}; …'` : "/bin/sh -c 'export NAME=value; …'"}), or call programs by absolute path; \`run --runtime-version all\` shows both runtimes side by side`,
+    paths: [...imageEnv],
+    details: { runtimeVersion: runtime, variables: names, exitCode: outcome.exitCode },
+  };
+}
+
 /** What diagnoseResult needs of a VM, local or remote. */
 export interface DiagnosableVm {
   readonly volumes: readonly { guestPath: string }[];
+  readonly info: { readonly runtimeVersion: RuntimeProfile; readonly metadata: { readonly env: readonly string[] } };
   stats(): Promise<{ overlay: OverlayState }>;
   overlayUsage(limit?: number): Promise<UpperUsageEntry[]>;
 }
@@ -86,6 +117,8 @@ export async function diagnoseResult(vm: DiagnosableVm, result: ExecOutcome, run
   }
   const output = outputSizeFinding(result, volumes);
   if (output) findings.push(output);
+  const env = envDroppedFinding(vm.info.runtimeVersion, vm.info.metadata.env, result);
+  if (env) findings.push(env);
   return findings;
 }
 

@@ -4,6 +4,7 @@
  * command line, no PCI, no firmware, no NIC.
  */
 import type { Accelerator } from './accelerator.js';
+import type { RuntimeProfile } from '../vm/runtime-profile.js';
 
 export interface VolumeDevice {
   tag: string;
@@ -22,6 +23,8 @@ export interface QemuSpec {
   volumes: readonly VolumeDevice[];
   hostname: string;
   overlayMiB: number;
+  /** The provider runtime reproduced (its guest behaviour differs per line: runtime-profile.ts). */
+  runtime: RuntimeProfile;
   sandbox: boolean;
   /** Drop to this user after start-up (when gvmi-test runs as root). */
   runAs?: string;
@@ -58,7 +61,7 @@ export function baseArgs(sandbox: boolean, runAs?: string): string[] {
   ];
 }
 
-export function kernelCommandLine(spec: Pick<QemuSpec, 'hostname' | 'overlayMiB'> & { accelerator?: Accelerator }): string {
+export function kernelCommandLine(spec: Pick<QemuSpec, 'hostname' | 'overlayMiB' | 'runtime'> & { accelerator?: Accelerator }): string {
   return [
     'console=ttyS0',
     '8250.nr_uarts=1', // probing the 3 absent legacy UARTs costs ~0.1 s under emulation
@@ -71,14 +74,16 @@ export function kernelCommandLine(spec: Pick<QemuSpec, 'hostname' | 'overlayMiB'
     'no_timer_check',
     'i8042.noaux',
     'i8042.nokbd',
-    `hostname=${spec.hostname}`,
+    // A 0.4 host passes no hostname (its init sets none: `(none)`); 0.5 passes `golem` or the deploy's.
+    ...(spec.runtime === '0.4' ? [] : [`hostname=${spec.hostname}`]),
+    `gvmi.runtime=${spec.runtime}`,
     `gvmi.overlay_mb=${spec.overlayMiB}`,
     // for debugging the guest, e.g. GVMI_TEST_KERNEL_APPEND=gvmi.debug=1 logs every request
     ...(process.env['GVMI_TEST_KERNEL_APPEND'] ? [process.env['GVMI_TEST_KERNEL_APPEND']] : []),
   ].join(' ');
 }
 
-export function kernelArgs(spec: Pick<QemuSpec, 'kernel' | 'initramfs' | 'hostname' | 'overlayMiB' | 'accelerator'>): string[] {
+export function kernelArgs(spec: Pick<QemuSpec, 'kernel' | 'initramfs' | 'hostname' | 'overlayMiB' | 'accelerator' | 'runtime'>): string[] {
   return ['-kernel', spec.kernel, '-initrd', spec.initramfs, '-append', kernelCommandLine(spec)];
 }
 
@@ -94,10 +99,13 @@ export function rootDiskArgs(image: string): string[] {
   ];
 }
 
-/** QEMU connects to our listening socket, so the channel exists before the guest boots. */
+/**
+ * The agent channel as a provider's: QEMU listens on the socket (server=on,wait=off) and the host
+ * connects when it likes, as the Rust runtime does; the guest waits while no host is connected.
+ */
 export function agentChannelArgs(socketPath: string): string[] {
   return [
-    '-chardev', `socket,id=agent,path=${escapeOption(socketPath)}`,
+    '-chardev', `socket,id=agent,path=${escapeOption(socketPath)},server=on,wait=off`,
     '-device', 'virtio-serial-device',
     '-device', 'virtserialport,chardev=agent,name=manager_port',
   ];

@@ -21,6 +21,11 @@ export interface ExecResult {
   truncated: boolean;
   durationMs: number;
   timedOut: boolean;
+  /**
+   * Set when the process could not start (a missing program, interpreter or working directory):
+   * its exit code is then 9, all a provider's requestor would see; this says what really failed.
+   */
+  execFailure: { step: string; errno: number; errnoName: string; cwd: string } | null;
 }
 
 export interface OutputChunk {
@@ -69,6 +74,7 @@ export class GuestProcess extends EventEmitter<GuestProcessEvents> {
   private readonly queue: OutputChunk[] = [];
   private wake: (() => void) | undefined;
   private failure: Error | undefined;
+  private execFailure: ExecResult['execFailure'] = null;
 
   constructor(
     readonly id: bigint,
@@ -131,6 +137,11 @@ export class GuestProcess extends EventEmitter<GuestProcessEvents> {
     this.deliver(() => this.emit(stream, data));
   }
 
+  /** @internal called by StartedVm on NOTIFY_EXEC_FAILED (before the process's death) */
+  setExecFailure(failure: NonNullable<ExecResult['execFailure']>): void {
+    this.execFailure = failure;
+  }
+
   /** @internal called by StartedVm on NOTIFY_PROCESS_DIED */
   finish(status: number, kind: number): void {
     if (this.finished) return;
@@ -151,6 +162,7 @@ export class GuestProcess extends EventEmitter<GuestProcessEvents> {
       truncated: this.truncated,
       durationMs: Math.round(performance.now() - this.started),
       timedOut: this.timedOut,
+      execFailure: this.execFailure,
     };
     this.emit('exit', result);
     this.resolveResult(result);

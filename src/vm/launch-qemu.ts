@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
 import { chmod } from 'node:fs/promises';
-import { createServer, type Server, type Socket } from 'node:net';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { AgentClient } from '../agent/agent-client.js';
 import { GvmiTestError } from '../errors.js';
@@ -66,6 +66,35 @@ async function bootError(code: 'vm.boot-failed' | 'vm.boot-timeout', message: st
   });
 }
 
+/** How often to look for QEMU's agent socket while it is not there yet (the Rust host: 1 s). */
+const CONNECT_RETRY_MS = 5;
+
+/**
+ * Connects to the agent socket QEMU listens on (server=on,wait=off), retrying while it is not
+ * there yet, as the Rust host does. Never settles once `stop()` was called.
+ */
+function connectAgent(path: string): { connected: Promise<Socket>; stop: () => void } {
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  const connected = new Promise<Socket>((resolve) => {
+    const attempt = (): void => {
+      if (stopped) return;
+      const socket = createConnection(path);
+      socket.once('connect', () => {
+        socket.removeAllListeners('error');
+        if (stopped) socket.destroy();
+        else resolve(socket);
+      });
+      socket.once('error', () => {
+        socket.destroy();
+        timer = setTimeout(attempt, CONNECT_RETRY_MS);
+      });
+    };
+    attempt();
+  });
+  return { connected, stop: () => { stopped = true; clearTimeout(timer); } };
+}
+
 async function listen(path: string): Promise<Server> {
   const server = createServer();
   server.listen(path);
@@ -90,9 +119,6 @@ export async function launchQemu(request: LaunchRequest): Promise<LaunchedQemu> 
   };
   let watchdog: NodeJS.Timeout | undefined;
   try {
-    const agentServer = await listen(request.agentSocket);
-    disposers.push(() => { agentServer.close(); });
-    const agentConnection = once(agentServer, 'connection') as Promise<[Socket]>;
     let monitorConnection: Promise<[Socket]> | undefined;
     let monitorServer: Server | undefined;
     const extraArgs: string[] = [];
@@ -144,8 +170,10 @@ export async function launchQemu(request: LaunchRequest): Promise<LaunchedQemu> 
       return outcome.value;
     };
 
-    const [socket] = await awaitStep(agentConnection, 'QEMU exited before the guest booted');
-    agentServer.close();
+    // QEMU listens on the agent socket; we connect as the Rust host does (retrying until it exists).
+    const agent = connectAgent(request.agentSocket);
+    disposers.push(agent.stop);
+    const socket = await awaitStep(agent.connected, 'QEMU exited before its agent socket opened');
     disposers.push(() => { socket.destroy(); });
     let qmp: QmpClient | undefined;
     if (monitorConnection) {
@@ -169,8 +197,10 @@ export async function launchQemu(request: LaunchRequest): Promise<LaunchedQemu> 
     const client = new AgentClient(socket, logger, explainDisconnect);
 
     if (mode.kind === 'boot') {
-      const [guestUptimeMs] = await awaitStep(once(client, 'ready') as Promise<[number]>, 'the guest stopped before its agent answered');
-      logger.debug({ guestUptimeMs }, 'agent ready');
+      // The guest sends nothing unprompted (as upstream's): the HELLO is answered once its agent
+      // reads the port, and switches gvmi-test's extensions on.
+      const version = await awaitStep(client.hello(0), 'the guest stopped before its agent answered');
+      logger.debug({ extensionVersion: version }, 'agent ready');
     } else {
       // Each restored VM must differ from its siblings: fresh clock and fresh entropy.
       await awaitStep(refreshGuest(client, request.timeoutMs), 'the restored guest stopped');

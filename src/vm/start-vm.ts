@@ -21,6 +21,8 @@ import { StartedVm, type SnapshotUse } from './started-vm.js';
 import { shadowedPaths } from './shadowed-paths.js';
 import { snapshotsWanted } from './snapshot-settings.js';
 import { planVolumes } from './volumes.js';
+import type { RuntimeProfile } from './runtime-profile.js';
+import { runtimeProfileOrEnv } from './runtime-env.js';
 
 export interface StartVmOptions {
   image: string;
@@ -32,7 +34,13 @@ export interface StartVmOptions {
   accel?: AcceleratorChoice;
   /** Added to the image Env for every process. */
   env?: Record<string, string>;
-  /** Size of the overlay's writable tmpfs in MiB (a provider's is 128). */
+  /**
+   * The provider runtime to reproduce: '0.4' (default: a 128 MiB overlay, the image Env applied)
+   * or '0.5' (overlay on the root tmpfs, an empty environment whenever Env is sent). See
+   * runtime-profile.ts and docs/fidelity.md.
+   */
+  runtimeVersion?: RuntimeProfile;
+  /** Size of the overlay's writable tmpfs in MiB (a provider's is 128; runtime 0.4). */
   overlayMiB?: number;
   hostname?: string;
   logger?: Logger;
@@ -95,6 +103,7 @@ export async function startVm(options: StartVmOptions): Promise<StartedVm> {
       initramfs: runtime.initramfs,
       hostname: options.hostname ?? 'golem',
       overlayMiB: options.overlayMiB ?? 128,
+      runtime: runtimeProfileOrEnv(options.runtimeVersion),
       sandbox,
       ...(qemuUser ? { runAs: qemuUser.name } : {}),
     };
@@ -179,7 +188,7 @@ export async function startVm(options: StartVmOptions): Promise<StartedVm> {
 
     const vm = new StartedVm({
       client, qemu: proc, logger, volumes: planned.mounts,
-      info: { image: imagePath, metadata: image.metadata, accelerator, memoryMiB, cpus, bootMs: Math.round(performance.now() - started), consoleLog, shadowed: await shadowed, snapshot },
+      info: { image: imagePath, metadata: image.metadata, accelerator, memoryMiB, cpus, bootMs: Math.round(performance.now() - started), consoleLog, shadowed: await shadowed, snapshot, runtimeVersion: spec.runtime },
       cleanup, keepVolumes,
     });
     vmRef = vm;

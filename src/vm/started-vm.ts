@@ -16,6 +16,10 @@ import type { VolumeMount } from './volumes.js';
 import type { Finding } from '../diagnostics/finding.js';
 import type { VmLike } from './vm-like.js';
 import { diagnoseResult, shadowingFinding } from '../diagnostics/run-findings.js';
+import { execFailureFinding, STEP_NAMES } from '../diagnostics/exec-failure.js';
+import { errnoName } from '../agent/errno.js';
+import { locateInVolumes } from './transfer.js';
+import { readHead } from './read-head.js';
 
 export interface ExecOptions {
   /** Added to (and overriding) the image's Env. */
@@ -64,6 +68,8 @@ export interface VmInfo {
   shadowed: string[];
   /** Whether this VM was restored from a snapshot, or booted (and saved one for the next start). */
   snapshot: SnapshotUse;
+  /** The provider runtime this VM reproduces (what differs: runtime-profile.ts). */
+  runtimeVersion: import('./runtime-profile.js').RuntimeProfile;
 }
 
 /**
@@ -110,6 +116,8 @@ export function commandArgv(command: string | readonly string[]): string[] {
 
 export class StartedVm implements VmLike {
   private readonly processes = new Map<bigint, GuestProcess>();
+  /** The working directory each process was started in (to explain one that could not start). */
+  private readonly cwdOf = new WeakMap<GuestProcess, string>();
   private stopping: Promise<void> | undefined;
   private crash: GvmiTestError | undefined;
   readonly volumes: readonly VolumeMount[];
@@ -120,6 +128,10 @@ export class StartedVm implements VmLike {
     this.info = internals.info;
     const { client } = internals;
     client.on('output', (id, fd, data) => this.processes.get(id)?.pushOutput(fd, data));
+    client.on('exec-failed', (id, f) => {
+      const p = this.processes.get(id);
+      p?.setExecFailure({ step: STEP_NAMES[f.step] ?? String(f.step), errno: f.errno, errnoName: errnoName(f.errno), cwd: this.cwdOf.get(p) ?? '/' });
+    });
     client.on('died', (id, status, kind) => {
       const p = this.processes.get(id);
       this.processes.delete(id);
@@ -160,7 +172,7 @@ export class StartedVm implements VmLike {
         ...(options.gid !== undefined ? { gid: options.gid } : {}),
       });
     } catch (error) {
-      throw this.explainSpawnFailure(error, argv, options.cwd ?? this.info.metadata.workingDir);
+      throw this.explainSpawnFailure(error, argv);
     }
     const process = new GuestProcess(id, argv, {
       signal: (signo) => client.signal(id, signo),
@@ -168,6 +180,7 @@ export class StartedVm implements VmLike {
       ...(options.pty ? { resize: (rows: number, cols: number) => client.resize(id, rows, cols) } : {}),
     }, options.maxBuffer ?? DEFAULT_MAX_BUFFER, options.iterate ?? false);
     this.processes.set(id, process);
+    this.cwdOf.set(process, options.cwd ?? this.info.metadata.workingDir);
     client.claimProcess(id);
     if (stdinData !== undefined) {
       void process.end(stdinData).catch((error: unknown) => this.internals.logger.debug({ error }, 'stdin write failed'));
@@ -176,17 +189,15 @@ export class StartedVm implements VmLike {
     return process;
   }
 
-  private explainSpawnFailure(error: unknown, argv: string[], cwd: string): unknown {
+  /**
+   * What is left to fail at RUN_PROCESS itself, as upstream answers it: a FILE redirect that
+   * cannot be opened, resources. (A missing program or working directory is not an error there:
+   * the process starts and dies with 9, and `execFailure` on its result says why.)
+   */
+  private explainSpawnFailure(error: unknown, argv: string[]): unknown {
     if (!(error instanceof AgentRequestError)) return error;
     const program = argv[0] ?? '';
-    if (error.errno === 2) {
-      return new GvmiTestError('exec.not-found', `${program}: not found in the image (or the working directory ${cwd} does not exist)`, {
-        hint: program.includes('/') ? 'check the path inside the image (gvmi-test inspect lists nothing it hides)' : 'the program is looked up in the image Env PATH; give an absolute path or fix PATH',
-        details: { errno: error.errno, argv, cwd },
-        cause: error,
-      });
-    }
-    return new GvmiTestError('exec.failed', `cannot run ${program}: ${error.message.replace(/^[^:]*: /, '')}`, { details: { errno: error.errno, argv, cwd }, cause: error });
+    return new GvmiTestError('exec.failed', `cannot run ${program}: ${error.message.replace(/^[^:]*: /, '')}`, { details: { errno: error.errno, argv }, cause: error });
   }
 
   private armLimits(process: GuestProcess, options: SpawnOptions): void {
@@ -273,7 +284,23 @@ export class StartedVm implements VmLike {
    * outside volumes), output a provider would truncate.
    */
   async diagnose(result: ExecResult): Promise<Finding[]> {
-    return diagnoseResult(this, result, !this.crash && !this.stopping);
+    const findings = await diagnoseResult(this, result, !this.crash && !this.stopping);
+    if (result.execFailure) findings.unshift(await this.execFailureFinding(result));
+    return findings;
+  }
+
+  /** Explains a process that could not start; reads a volume script's `#!` line when it can. */
+  private async execFailureFinding(result: ExecResult): Promise<Finding> {
+    const f = result.execFailure!;
+    const step = Number(Object.entries(STEP_NAMES).find(([, name]) => name === f.step)?.[0] ?? 0);
+    const program = result.command[0] ?? '';
+    let shebang: string | undefined;
+    try {
+      const { mount, relative } = locateInVolumes(this.volumes, program);
+      const head = await readHead(`${mount.hostPath}/${relative}`, 256);
+      if (head.startsWith('#!')) shebang = head.split('\n', 1)[0];
+    } catch { /* not in a volume, or unreadable: the image is the authority */ }
+    return execFailureFinding({ step, errno: f.errno, argv: result.command, cwd: f.cwd, ...(shebang ? { shebang } : {}) });
   }
 
   /** A finding for the files this VM's volumes hide, if any. */

@@ -45,7 +45,7 @@ static void test_run_process_parses(void) {
     struct request req;
     size_t used = 0;
     int err = -1;
-    CHECK(wire_parse_request(b.buf, b.len, &req, &used, &err) == PARSE_COMPLETE);
+    CHECK(wire_parse_request(b.buf, b.len, &req, &used, &err, 1) == PARSE_COMPLETE);
     CHECK(used == b.len);
     CHECK(req.id == 7 && req.type == MSG_RUN_PROCESS);
     CHECK(req.bin.len == 9 && !memcmp(req.bin.data, "/bin/echo", 9));
@@ -65,7 +65,7 @@ static void test_every_prefix_needs_more(void) {
         struct request req;
         size_t used;
         int err;
-        if (wire_parse_request(b.buf, n, &req, &used, &err) != PARSE_NEED_MORE) all_need_more = 0;
+        if (wire_parse_request(b.buf, n, &req, &used, &err, 1) != PARSE_NEED_MORE) all_need_more = 0;
     }
     CHECK(all_need_more);
 }
@@ -77,48 +77,99 @@ static void test_two_requests_back_to_back(void) {
     struct request req;
     size_t used;
     int err;
-    CHECK(wire_parse_request(b.buf, b.len, &req, &used, &err) == PARSE_COMPLETE && used == 10 && req.type == MSG_STATS);
-    CHECK(wire_parse_request(b.buf + used, b.len - used, &req, &used, &err) == PARSE_COMPLETE && req.id == 2 && req.type == MSG_QUIT);
+    CHECK(wire_parse_request(b.buf, b.len, &req, &used, &err, 1) == PARSE_COMPLETE && used == 10 && req.type == MSG_STATS);
+    CHECK(wire_parse_request(b.buf + used, b.len - used, &req, &used, &err, 1) == PARSE_COMPLETE && req.id == 2 && req.type == MSG_QUIT);
 }
 
-static enum parse_result parse(struct builder *b, int *err, uint64_t *id) {
-    struct request req;
+static enum parse_result parse_ext(struct builder *b, int *err, struct request *req, int extensions) {
     size_t used;
-    enum parse_result r = wire_parse_request(b->buf, b->len, &req, &used, err);
-    *id = req.id;
-    return r;
+    return wire_parse_request(b->buf, b->len, req, &used, err, extensions);
 }
 
-static void test_bad_input_is_refused_with_errno(void) {
+/* Where upstream's init answers and dies, or dies without a word (init.c handle_message,
+ * handle_run_process), the parser says STOP with the errno to answer first. */
+static void test_upstream_stop_paths(void) {
     int err;
-    uint64_t id;
+    struct request req;
     struct builder b = {{0}, 0};
-    b_u64(&b, 9); b_u8(&b, 200); /* unknown type */
-    CHECK(parse(&b, &err, &id) == PARSE_INVALID && err == EPROTO && id == 9);
+    b_u64(&b, 9); b_u8(&b, 200); /* unknown type: ERR ENOPROTOOPT, then stop */
+    CHECK(parse_ext(&b, &err, &req, 1) == PARSE_STOP && err == ENOPROTOOPT && req.id == 9);
+
+    for (uint8_t t = MSG_UPLOAD_FILE; t <= MSG_SYNC_FS; t++) {
+        if (t == MSG_QUERY_OUTPUT) continue;
+        b.len = 0;
+        b_u64(&b, 10); b_u8(&b, t); /* decided by the header alone */
+        CHECK(parse_ext(&b, &err, &req, 1) == PARSE_STOP && err == EPROTONOSUPPORT);
+    }
 
     b.len = 0;
-    b_u64(&b, 3); b_u8(&b, MSG_RUN_PROCESS); b_u8(&b, SUB_RUN_BIN); b_u64(&b, 1ull << 60); /* huge */
-    CHECK(parse(&b, &err, &id) == PARSE_INVALID && err == E2BIG && id == 3);
+    b_u64(&b, 4); b_u8(&b, MSG_KILL_PROCESS); b_u8(&b, 99); /* unknown subtype: stop, no answer */
+    CHECK(parse_ext(&b, &err, &req, 1) == PARSE_STOP && err == 0);
 
     b.len = 0;
-    b_u64(&b, 4); b_u8(&b, MSG_KILL_PROCESS); b_u8(&b, 99); /* unknown subtype */
-    CHECK(parse(&b, &err, &id) == PARSE_INVALID && err == EPROTO);
+    b_u64(&b, 5); b_u8(&b, MSG_RUN_PROCESS); b_u8(&b, SUB_RUN_RFD); b_u32(&b, 1); b_u8(&b, 77); /* unknown kind */
+    CHECK(parse_ext(&b, &err, &req, 1) == PARSE_STOP && err == 0);
 
     b.len = 0;
-    b_u64(&b, 5); b_u8(&b, MSG_NET_CTL);
-    CHECK(parse(&b, &err, &id) == PARSE_INVALID && err == EPROTONOSUPPORT);
+    b_u64(&b, 3); b_u8(&b, MSG_RUN_PROCESS); b_u8(&b, SUB_RUN_BIN); b_u64(&b, 1ull << 60); /* cannot hold it */
+    CHECK(parse_ext(&b, &err, &req, 1) == PARSE_STOP && err == 0);
+}
+
+/* Extensions (types, kinds, sub-messages >= 64) do not exist before HELLO: they are what
+ * upstream would make of them. HELLO itself is always known. */
+static void test_extensions_only_after_hello(void) {
+    int err;
+    struct request req;
+    struct builder b = {{0}, 0};
+    b_u64(&b, 1); b_u8(&b, MSG_STATS); b_u8(&b, 0);
+    CHECK(parse_ext(&b, &err, &req, 0) == PARSE_STOP && err == ENOPROTOOPT);
+    CHECK(parse_ext(&b, &err, &req, 1) == PARSE_COMPLETE && req.type == MSG_STATS);
 
     b.len = 0;
-    b_u64(&b, 0); b_u8(&b, MSG_QUIT); b_u8(&b, 0); /* id 0 is reserved for notifications */
-    CHECK(parse(&b, &err, &id) == PARSE_INVALID && err == EINVAL);
+    b_u64(&b, 2); b_u8(&b, MSG_RUN_PROCESS); b_u8(&b, SUB_RUN_RFD); b_u32(&b, 1); b_u8(&b, REDIRECT_PIPE_PUSH); b_u8(&b, 0);
+    CHECK(parse_ext(&b, &err, &req, 0) == PARSE_STOP && err == 0);
 
     b.len = 0;
-    b_u64(&b, 6); b_u8(&b, MSG_RUN_PROCESS); b_u8(&b, SUB_RUN_RFD); b_u32(&b, 7); b_u8(&b, REDIRECT_PIPE_PUSH);
-    CHECK(parse(&b, &err, &id) == PARSE_INVALID && err == EINVAL); /* fd out of range */
+    b_u64(&b, 3); b_u8(&b, MSG_HELLO); b_u8(&b, SUB_HELLO_VERSION); b_u32(&b, 1); b_u8(&b, 0);
+    CHECK(parse_ext(&b, &err, &req, 0) == PARSE_COMPLETE && req.type == MSG_HELLO && req.hello_version == 1);
+}
+
+/* upstream answers these after reading the whole request, and the next request is read normally */
+static void test_soft_errors(void) {
+    int err;
+    struct request req;
+    struct builder b = {{0}, 0};
+    b_u64(&b, 6); b_u8(&b, MSG_RUN_PROCESS); b_u8(&b, SUB_RUN_RFD); b_u32(&b, 7); b_u8(&b, REDIRECT_PIPE_BLOCKING); b_u64(&b, 4096); b_u8(&b, 0);
+    CHECK(parse_ext(&b, &err, &req, 0) == PARSE_COMPLETE && req.soft_error == EINVAL); /* fd out of range */
 
     b.len = 0;
-    b_u64(&b, 8); b_u8(&b, MSG_RUN_PROCESS); b_u8(&b, SUB_RUN_ARG); b_u64(&b, PROTO_MAX_ARRAY + 1);
-    CHECK(parse(&b, &err, &id) == PARSE_INVALID && err == E2BIG);
+    b_u64(&b, 7); b_u8(&b, MSG_RUN_PROCESS); b_u8(&b, SUB_RUN_RFD); b_u32(&b, 1); b_u8(&b, REDIRECT_PIPE_CYCLIC); b_u64(&b, 1000); b_u8(&b, 0);
+    CHECK(parse_ext(&b, &err, &req, 0) == PARSE_COMPLETE && req.soft_error == EINVAL); /* not a multiple of 4096 */
+
+    b.len = 0;
+    b_u64(&b, 0); b_u8(&b, MSG_QUIT); b_u8(&b, 0); /* id 0: upstream does not check it */
+    CHECK(parse_ext(&b, &err, &req, 0) == PARSE_COMPLETE && req.type == MSG_QUIT && req.id == 0);
+}
+
+static void test_net_messages(void) {
+    int err;
+    struct request req;
+    struct builder b = {{0}, 0};
+    b_u64(&b, 20); b_u8(&b, MSG_NET_HOST);
+    b_u8(&b, SUB_NET_HOST_ENTRY); b_bytes(&b, "192.168.7.2"); b_bytes(&b, "node-2");
+    b_u8(&b, SUB_NET_HOST_ENTRY); b_bytes(&b, "192.168.7.3"); b_bytes(&b, "node-3");
+    b_u8(&b, 0);
+    CHECK(parse_ext(&b, &err, &req, 0) == PARSE_COMPLETE && req.host_count == 2);
+    CHECK(req.hosts[1][1].len == 6 && !memcmp(req.hosts[1][1].data, "node-3", 6));
+
+    b.len = 0;
+    b_u64(&b, 21); b_u8(&b, MSG_NET_CTL);
+    b_u8(&b, SUB_NET_CTL_FLAGS); b_u8(&b, 1); b_u8(&b, 0);
+    b_u8(&b, SUB_NET_CTL_IF_ADDR); b_bytes(&b, "192.168.7.2");
+    b_u8(&b, SUB_NET_CTL_MASK); b_bytes(&b, "255.255.255.0");
+    b_u8(&b, SUB_NET_CTL_IF); b_u8(&b, 0); b_u8(&b, 0);
+    b_u8(&b, 0);
+    CHECK(parse_ext(&b, &err, &req, 0) == PARSE_COMPLETE && req.has_if_addr && req.net_flags == 1 && req.net_mask.len == 13);
 }
 
 static void test_encoders(void) {
@@ -143,6 +194,7 @@ static void test_pty_and_resize(void) {
     struct builder b = {{0}, 0};
     b_u64(&b, 11); b_u8(&b, MSG_RUN_PROCESS);
     b_u8(&b, SUB_RUN_BIN); b_bytes(&b, "/bin/sh");
+    b_u8(&b, SUB_RUN_ARG); b_u64(&b, 1); b_bytes(&b, "sh");
     b_u8(&b, SUB_RUN_PTY); b_u32(&b, 40); b_u32(&b, 132);
     b_u8(&b, 0);
     b_u64(&b, 12); b_u8(&b, MSG_RESIZE);
@@ -151,8 +203,8 @@ static void test_pty_and_resize(void) {
     struct request req;
     size_t used;
     int err;
-    CHECK(wire_parse_request(b.buf, b.len, &req, &used, &err) == PARSE_COMPLETE && req.pty && req.rows == 40 && req.cols == 132);
-    CHECK(wire_parse_request(b.buf + used, b.len - used, &req, &used, &err) == PARSE_COMPLETE);
+    CHECK(wire_parse_request(b.buf, b.len, &req, &used, &err, 1) == PARSE_COMPLETE && req.pty && req.rows == 40 && req.cols == 132);
+    CHECK(wire_parse_request(b.buf + used, b.len - used, &req, &used, &err, 1) == PARSE_COMPLETE);
     CHECK(req.type == MSG_RESIZE && req.process_id == 3 && req.rows == 50 && req.cols == 200);
 }
 
@@ -166,7 +218,7 @@ static void test_resumed(void) {
     struct request req;
     size_t used;
     int err;
-    CHECK(wire_parse_request(b.buf, b.len, &req, &used, &err) == PARSE_COMPLETE && used == b.len);
+    CHECK(wire_parse_request(b.buf, b.len, &req, &used, &err, 1) == PARSE_COMPLETE && used == b.len);
     CHECK(req.type == MSG_RESUMED && req.has_time && req.time_ns == 1795333100123456789ull);
     CHECK(req.entropy.len == sizeof entropy && memcmp(req.entropy.data, entropy, sizeof entropy) == 0);
     /* Too little entropy is refused, so a host bug cannot leave restored VMs sharing a seed. */
@@ -174,12 +226,12 @@ static void test_resumed(void) {
     b_u64(&s, 14); b_u8(&s, MSG_RESUMED);
     b_u8(&s, SUB_RESUMED_ENTROPY); b_u64(&s, 4); memcpy(s.buf + s.len, "abcd", 4); s.len += 4;
     b_u8(&s, 0);
-    CHECK(wire_parse_request(s.buf, s.len, &req, &used, &err) == PARSE_INVALID && err == EINVAL && req.id == 14);
-    /* Too much is refused from the length alone, before the data has arrived. */
+    CHECK(wire_parse_request(s.buf, s.len, &req, &used, &err, 1) == PARSE_COMPLETE && req.soft_error == EINVAL && req.id == 14);
+    /* Too much stops from the length alone, before the data has arrived. */
     struct builder l = {{0}, 0};
     b_u64(&l, 15); b_u8(&l, MSG_RESUMED);
     b_u8(&l, SUB_RESUMED_ENTROPY); b_u64(&l, PROTO_MAX_ENTROPY + 1);
-    CHECK(wire_parse_request(l.buf, l.len, &req, &used, &err) == PARSE_INVALID && err == EINVAL && req.id == 15);
+    CHECK(wire_parse_request(l.buf, l.len, &req, &used, &err, 1) == PARSE_STOP && req.id == 15);
 }
 
 int main(void) {
@@ -188,7 +240,10 @@ int main(void) {
     test_run_process_parses();
     test_every_prefix_needs_more();
     test_two_requests_back_to_back();
-    test_bad_input_is_refused_with_errno();
+    test_upstream_stop_paths();
+    test_extensions_only_after_hello();
+    test_soft_errors();
+    test_net_messages();
     test_encoders();
     printf("wire_test: %d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;

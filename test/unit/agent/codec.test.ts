@@ -18,7 +18,7 @@ function u64(n: number): Buffer {
 }
 
 const stream = Buffer.concat([
-  frame(0n, RespType.NOTIFY_READY, u64(1234)),
+  frame(0n, RespType.NOTIFY_EXEC_FAILED, Buffer.concat([u64(6), Buffer.from([4, 2, 0, 0, 0])])),
   frame(1n, RespType.OK_U64, u64(7)),
   frame(0n, RespType.NOTIFY_OUTPUT_DATA, Buffer.concat([u64(7), Buffer.from([1, 0, 0, 0]), u64(5), Buffer.from('hello')])),
   frame(2n, RespType.ERR, Buffer.from([2, 0, 0, 0])),
@@ -28,7 +28,7 @@ const stream = Buffer.concat([
 ]);
 
 const expected: GuestMessage[] = [
-  { type: 'ready', uptimeMs: 1234 },
+  { type: 'exec-failed', processId: 6n, step: 4, errno: 2 },
   { type: 'ok-u64', id: 1n, value: 7n },
   { type: 'output-data', processId: 7n, fd: 1, data: Buffer.from('hello') },
   { type: 'err', id: 2n, errno: 2 },

@@ -61,7 +61,7 @@ describe('fuzz: guest message decoder', () => {
     };
     const u64 = (n: number): Buffer => { const b = Buffer.alloc(8); b.writeBigUInt64LE(BigInt(n)); return b; };
     const valid = Buffer.concat([
-      frame(0n, RespType.NOTIFY_READY, u64(5)),
+      frame(0n, RespType.NOTIFY_EXEC_FAILED, Buffer.concat([u64(5), Buffer.from([4, 2, 0, 0, 0])])),
       frame(1n, RespType.OK_BYTES, Buffer.concat([u64(4), Buffer.from('abcd')])),
       frame(0n, RespType.NOTIFY_OUTPUT_DATA, Buffer.concat([u64(1), Buffer.from([1, 0, 0, 0]), u64(3), Buffer.from('xyz')])),
       frame(2n, RespType.ERR, Buffer.from([2, 0, 0, 0])),

@@ -54,8 +54,8 @@ describe('QEMU arguments', () => {
     ]);
   });
 
-  it('agent channel: virtio-serial port manager_port on our unix socket', () => {
-    expect(agentChannelArgs('/t/agent.sock')).toEqual(['-chardev', 'socket,id=agent,path=/t/agent.sock', '-device', 'virtio-serial-device', '-device', 'virtserialport,chardev=agent,name=manager_port']);
+  it('agent channel: virtio-serial port manager_port on a unix socket QEMU listens on (as on a provider)', () => {
+    expect(agentChannelArgs('/t/agent.sock')).toEqual(['-chardev', 'socket,id=agent,path=/t/agent.sock,server=on,wait=off', '-device', 'virtio-serial-device', '-device', 'virtserialport,chardev=agent,name=manager_port']);
   });
 
   it('commas in paths are doubled so QEMU does not split them', () => {
@@ -63,17 +63,20 @@ describe('QEMU arguments', () => {
     expect(rootDiskArgs('/a,b.gvmi')[1]).toContain('file=/a,,b.gvmi,');
   });
 
-  it('kernel command line carries hostname and the overlay size', () => {
-    const line = kernelCommandLine({ hostname: 'golem', overlayMiB: 128 });
+  it('kernel command line carries the runtime profile, the overlay size, and the hostname as each runtime passes it', () => {
+    const line = kernelCommandLine({ hostname: 'golem', overlayMiB: 128, runtime: '0.5' });
     expect(line).toContain('hostname=golem');
+    expect(line).toContain('gvmi.runtime=0.5');
     expect(line).toContain('gvmi.overlay_mb=128');
     expect(line).toContain('panic=-1');
+    // A 0.4 host passes no hostname: the guest keeps the kernel's "(none)".
+    expect(kernelCommandLine({ hostname: 'golem', overlayMiB: 128, runtime: '0.4' })).not.toContain('hostname=');
   });
 
   it('the whole line: no NIC, memory and cpus as asked, sandbox when supported', () => {
     const args = buildQemuArgs({
       accelerator: { accel: 'tcg', reason: '' }, memoryMiB: 768, cpus: 2, kernel: 'k', initramfs: 'i', image: 'img',
-      agentSocket: 's', consoleLog: 'c', volumes: [], hostname: 'golem', overlayMiB: 128, sandbox: true,
+      agentSocket: 's', consoleLog: 'c', volumes: [], hostname: 'golem', overlayMiB: 128, runtime: '0.4', sandbox: true,
     });
     expect(args.join(' ')).toContain('-m 768M -smp 2');
     expect(args).toContain('-nodefaults');

@@ -6,7 +6,7 @@ import '../../../src/vitest/index.js';
 const result = (over: Partial<ExecResult> = {}): ExecResult => ({
   command: ['/bin/sh', '-c', 'echo hi; exit 3'],
   exitCode: 0, signal: null, stdout: 'hi\n', stderr: '', stdoutBytes: 3, stderrBytes: 0,
-  truncated: false, durationMs: 12, timedOut: false, ...over,
+  truncated: false, durationMs: 12, timedOut: false, execFailure: null, ...over,
 });
 
 describe('result matchers: pass and fail messages', () => {
