@@ -21,6 +21,8 @@ void boot_parse_cmdline(const char *cmdline, struct boot_options *opts) {
     strcpy(opts->hostname, "golem");
     strcpy(opts->root_device, "/dev/vda");
     opts->debug = 0;
+    opts->runtime_minor = 4;
+    opts->hostname_given = 0;
     const char *p = cmdline;
     while (p && *p) {
         while (*p == ' ' || *p == '\t' || *p == '\n') p++;
@@ -29,6 +31,11 @@ void boot_parse_cmdline(const char *cmdline, struct boot_options *opts) {
             if (mb > 0 && mb < (1ul << 20)) opts->overlay_mb = (unsigned)mb;
         } else if (!strncmp(p, "hostname=", 9)) {
             copy_value(opts->hostname, sizeof opts->hostname, p + 9);
+            opts->hostname_given = opts->hostname[0] != 0;
+        } else if (!strncmp(p, "gvmi.runtime=0.5", 16)) {
+            opts->runtime_minor = 5;
+        } else if (!strncmp(p, "gvmi.runtime=0.4", 16)) {
+            opts->runtime_minor = 4;
         } else if (!strncmp(p, "gvmi.root=", 10)) {
             copy_value(opts->root_device, sizeof opts->root_device, p + 10);
         } else if (!strncmp(p, "gvmi.debug=1", 12)) {
