@@ -235,6 +235,8 @@ export class GolemHost {
   bytesBeforeFirstRequest = 0;
   private requestsSent = 0;
   private readonly listeners = new Set<() => void>();
+  /** Set while a test plays a slow host: the handler queries nothing until it is released. */
+  private held: Promise<void> | undefined;
   readonly connection: number;
   private readonly replyTimeoutMs: number;
   private readonly queryOnNotification: boolean;
@@ -340,6 +342,7 @@ export class GolemHost {
   private async drainNotifications(): Promise<void> {
     try {
       for (let next = this.notificationQueue.shift(); next; next = this.notificationQueue.shift()) {
+        await this.held;
         const n = next.notification;
         if (n.type !== 'outputAvailable' || this.closed) continue;
         const key = `${n.id}:${n.fd}`;
@@ -440,6 +443,19 @@ export class GolemHost {
   async queryOutput(id: bigint, fd: number, off: bigint, len: bigint): Promise<RemoteResult<Buffer>> {
     const r = await this.request(MSG.QUERY_OUTPUT, (m) => encodeQueryOutput(m, id, fd, off, len), 'okBytes', `QUERY_OUTPUT ${id}:${fd} off ${off} len ${len}`);
     return GolemHost.result(r, (x) => (x.type === 'okBytes' ? x.bytes : Buffer.alloc(0)));
+  }
+
+  /**
+   * A slow host: notifications queue up unanswered until the returned function is called (in
+   * Rust, the handler waits the same way while a long request holds the GuestAgent lock).
+   */
+  holdQueries(): () => void {
+    let release!: () => void;
+    this.held = new Promise<void>((r) => { release = r; });
+    return () => {
+      this.held = undefined;
+      release();
+    };
   }
 
   /** Output received for (id, fd) through the notification handler so far. */

@@ -238,6 +238,26 @@ for (const profile of ['0.4', '0.5'] as const) {
       await s.expectClean();
     });
 
+    it('a slow host: the buffer keeps the OLDEST 4096 bytes, and what is still in the pipe when the drained process is forgotten is dropped (init.c:1836-1878, 1813-1816)', async () => {
+      const expected = seqOutput(100_000, 102_999); // 21,000 bytes: all fit in the pipe, so seq exits at once
+      const release = s.host.holdQueries();
+      let id: bigint;
+      try {
+        id = await s.start(sh('seq 100000 102999'));
+        const died = await s.host.waitDied(id, WAIT_MS);
+        expect([died.status, died.exitType]).toEqual([0, 'exited']);
+      } finally {
+        release();
+      }
+      await s.host.waitQuiet(500, WAIT_MS);
+      // One notification (the buffer went from empty to non-empty once), one query, the first 4096 bytes.
+      const notified = s.host.notifications.filter(({ notification: n }) => n.type === 'outputAvailable' && n.id === id);
+      expect(notified.map(({ notification: n }) => n.type === 'outputAvailable' && n.fd)).toEqual([1]);
+      expect(s.host.output(id, 1)).toEqual(expected.subarray(0, 4096));
+      expect(await s.host.queryOutput(id, 1, 0n, U64_MAX), 'the rest is gone with the process').toEqual(err(ESRCH));
+      await s.expectClean();
+    });
+
     it('exec and chdir failures: OK, then PROCESS_DIED(9, exited) (init.c:878-999: fds >= 3, the status pipe too, closed before chdir/exec; _exit(EBADF))', async () => {
       for (const args of [
         run(['/no/such/program'], NO_RFD),
