@@ -53,7 +53,7 @@ export function dockerInitLayerTar(mtime = new Date()): Promise<Buffer> {
   pack.finalize();
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
-    pack.on('data', (c: Buffer) => chunks.push(c));
+    pack.on('data', (c) => chunks.push(c as Buffer));
     pack.on('end', () => resolve(Buffer.concat(chunks)));
     pack.on('error', reject);
   });
