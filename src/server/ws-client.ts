@@ -67,7 +67,8 @@ export class RemoteVm implements VmLike {
     const m = await this.request({ op: 'info', id: this.id() });
     if (m.event !== 'info') throw new GvmiTestError('agent.protocol', `unexpected ${m.event}`);
     const info = m.info as VmLikeInfo & { volumes: { guestPath: string; hostPath: string }[]; consoleTail: string };
-    this.info = { image: info.image, metadata: info.metadata, shadowed: info.shadowed, accelerator: info.accelerator };
+    // A server from before runtime profiles ran what is now 0.4.
+    this.info = { image: info.image, metadata: info.metadata, shadowed: info.shadowed, accelerator: info.accelerator, runtimeVersion: info.runtimeVersion ?? '0.4' };
     this.volumes = info.volumes;
     this.lastConsoleTail = info.consoleTail;
   }

@@ -196,7 +196,7 @@ class Connection {
       case 'info':
         this.send({ event: 'info', id: m.id, info: {
           image: this.vm.info.image, metadata: this.vm.info.metadata, shadowed: this.vm.info.shadowed,
-          accelerator: this.vm.info.accelerator, volumes: this.vm.volumes.map((v) => ({ guestPath: v.guestPath, hostPath: v.hostPath })),
+          accelerator: this.vm.info.accelerator, runtimeVersion: this.vm.info.runtimeVersion, volumes: this.vm.volumes.map((v) => ({ guestPath: v.guestPath, hostPath: v.hostPath })),
           consoleTail: await this.vm.consoleTail(20),
         } });
         return;

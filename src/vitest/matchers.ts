@@ -60,6 +60,17 @@ async function describeVm(vm: VmLike | undefined): Promise<string> {
   return `\n${lines.join('\n')}`;
 }
 
+/**
+ * On a failing result from a 0.5 VM whose image has an Env: the likeliest cause, since 0.5 runs
+ * every command with an EMPTY environment (a value missing from stdout, `sh: x: not found`).
+ */
+function runtimeNote(r: ExecResult): string {
+  const info = vmOfResult(r)?.info;
+  if (info?.runtimeVersion !== '0.5' || info.metadata.env.length === 0) return '';
+  const names = info.metadata.env.map((e) => printable(e.split('=', 1)[0]!)).join(', ');
+  return `\n  runtime: 0.5, which runs every command with an EMPTY environment: the image Env (${names}) was not set (set it in the command, or use absolute paths)`;
+}
+
 function notAResult(name: string, received: unknown): MatcherResult {
   return { pass: false, message: () => `${name} expects the result of vm.exec(), got ${typeof received}` };
 }
@@ -76,7 +87,7 @@ export const gvmiMatchers = {
       pass,
       message: () => (pass
         ? `expected the command to fail, but it succeeded\n${describeResult(received)}`
-        : `expected the command to succeed, but it ended with ${status(received)}\n${describeResult(received)}`),
+        : `expected the command to succeed, but it ended with ${status(received)}\n${describeResult(received)}${runtimeNote(received)}`),
     };
   },
 
@@ -85,20 +96,20 @@ export const gvmiMatchers = {
     const pass = received.exitCode === code;
     return {
       pass,
-      message: () => `expected the command ${pass ? 'not ' : ''}to exit with ${code}, it ended with ${status(received)}\n${describeResult(received)}`,
+      message: () => `expected the command ${pass ? 'not ' : ''}to exit with ${code}, it ended with ${status(received)}\n${describeResult(received)}${pass ? '' : runtimeNote(received)}`,
     };
   },
 
   toHaveStdout(received: unknown, expected: string | RegExp): MatcherResult {
     if (!isExecResult(received)) return notAResult('toHaveStdout', received);
     const pass = streamMatches(received.stdout, expected);
-    return { pass, message: () => `expected stdout ${pass ? 'not ' : ''}to ${typeof expected === 'string' ? 'be' : 'match'} ${String(expected instanceof RegExp ? expected : JSON.stringify(expected))}\n${describeResult(received)}` };
+    return { pass, message: () => `expected stdout ${pass ? 'not ' : ''}to ${typeof expected === 'string' ? 'be' : 'match'} ${String(expected instanceof RegExp ? expected : JSON.stringify(expected))}\n${describeResult(received)}${pass ? '' : runtimeNote(received)}` };
   },
 
   toHaveStderr(received: unknown, expected: string | RegExp): MatcherResult {
     if (!isExecResult(received)) return notAResult('toHaveStderr', received);
     const pass = streamMatches(received.stderr, expected);
-    return { pass, message: () => `expected stderr ${pass ? 'not ' : ''}to ${typeof expected === 'string' ? 'be' : 'match'} ${String(expected instanceof RegExp ? expected : JSON.stringify(expected))}\n${describeResult(received)}` };
+    return { pass, message: () => `expected stderr ${pass ? 'not ' : ''}to ${typeof expected === 'string' ? 'be' : 'match'} ${String(expected instanceof RegExp ? expected : JSON.stringify(expected))}\n${describeResult(received)}${pass ? '' : runtimeNote(received)}` };
   },
 
   /** `await expect(result).toFailWithENOSPC()`: the command failed for lack of space. */

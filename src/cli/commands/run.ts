@@ -1,16 +1,24 @@
 import { chmod, open, stat } from 'node:fs/promises';
-import { basename, join, resolve } from 'node:path';
+import { basename, isAbsolute, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { GvmiTestError } from '../../errors.js';
 import { parseAcceleratorChoice } from '../../qemu/accelerator.js';
 import { signalNumber } from '../../vm/guest-process.js';
 import type { StartedVm } from '../../vm/started-vm.js';
 import { ExitStatus } from '../program.js';
+import { exitCodeFor } from '../exit-codes.js';
 import { formatBytes, writeLine, type CliIo } from '../io.js';
 import { formatFinding } from '../../diagnostics/finding.js';
 import { usageReport, type UsageReport } from '../../diagnostics/usage-report.js';
 import { collect, parseKeyValue, parsePositiveInt } from '../options.js';
 import { printable } from '../../terminal-safe.js';
+import { envDroppedFinding } from '../../diagnostics/run-findings.js';
+import type { RuntimeRun } from '../../diagnostics/runtime-comparison.js';
+import type { Finding } from '../../diagnostics/finding.js';
+import type { RuntimeProfile } from '../../vm/runtime-profile.js';
+import { parseRuntimeChoice, singleRuntime } from '../runtime-option.js';
+import { RUNTIME_VERSION_ENV } from '../../vm/runtime-env.js';
+import { LinePrefixer } from '../line-prefixer.js';
 
 export interface VmFlags {
   volume: string[];
@@ -22,9 +30,10 @@ export interface VmFlags {
   logLevel: string;
   keep?: boolean;
   snapshot: boolean;
+  runtimeVersion?: string;
 }
 
-interface RunFlags extends VmFlags {
+export interface RunFlags extends VmFlags {
   input: string[];
   output?: string;
   timeout?: string;
@@ -33,9 +42,14 @@ interface RunFlags extends VmFlags {
   quiet?: boolean;
 }
 
-/** Options shared by every command that boots a VM. */
-export function addVmOptions(command: Command): Command {
+/**
+ * Options shared by every command that boots a VM. `compare`: the command takes
+ * `--runtime-version all` (run only: it runs the command once per runtime).
+ */
+export function addVmOptions(command: Command, { compare = false }: { compare?: boolean } = {}): Command {
   return command
+    .option(compare ? '--runtime-version <0.4|0.5|all>' : '--runtime-version <0.4|0.5>',
+      `provider runtime to reproduce: 0.4 (default: 128 MiB overlay, image Env applied) or 0.5 (overlay on the root tmpfs, an EMPTY environment, hostname golem)${compare ? '; all (or both): once under each, then compare' : ''} (env ${RUNTIME_VERSION_ENV})`)
     .option('--volume <GUEST=HOSTDIR>', 'bind a host directory as a volume (repeatable); other VOLUMEs get fresh empty directories', collect, [])
     .option('--env <KEY=VALUE>', 'add to the image Env for every process (repeatable)', collect, [])
     .option('--workdir <path>', 'working directory (default: the image WORKDIR)')
@@ -47,7 +61,12 @@ export function addVmOptions(command: Command): Command {
     .option('--log-level <level>', 'pino log level on stderr (trace, debug, info, warn, error, silent)', 'silent');
 }
 
-export async function startVmFromFlags(image: string, flags: VmFlags): Promise<StartedVm> {
+/** The runtime of a command that boots one VM: --runtime-version, else the environment; never `all`. */
+export function runtimeFromFlags(flags: VmFlags, command: string): RuntimeProfile {
+  return singleRuntime(parseRuntimeChoice(flags.runtimeVersion), command);
+}
+
+export async function startVmFromFlags(image: string, flags: VmFlags, runtimeVersion: RuntimeProfile): Promise<StartedVm> {
   const volumes = Object.fromEntries(flags.volume.map((v) => {
     const [guest, host] = parseKeyValue(v, '--volume');
     return [guest, resolve(host)];
@@ -67,6 +86,7 @@ export async function startVmFromFlags(image: string, flags: VmFlags): Promise<S
     ...(flags.memory ? { memory: parsePositiveInt(flags.memory, '--memory') } : {}),
     ...(flags.cpus ? { cpus: parsePositiveInt(flags.cpus, '--cpus') } : {}),
     accel: parseAcceleratorChoice(flags.accel),
+    runtimeVersion,
     ...(logger ? { logger } : {}),
     keepVolumes: flags.keep ?? false,
     // commander sets snapshot=true unless --no-snapshot; only the flag overrides the environment.
@@ -74,9 +94,14 @@ export async function startVmFromFlags(image: string, flags: VmFlags): Promise<S
   });
 }
 
-/** A host file given as the command: `run image.gvmi -- ./script.sh args`. */
+/**
+ * A host file given as the command: `run image.gvmi -- ./script.sh args`. An absolute path is the
+ * image's: a provider runs the program as given, with no PATH search, so `/bin/sh` is how a
+ * requestor names the guest's shell — and every host has a /bin/sh of its own.
+ */
 async function hostScript(word: string): Promise<string | undefined> {
   if (!word.includes('/') && !word.includes('.')) return undefined; // `ls`, `sh`: guest programs
+  if (isAbsolute(word)) return undefined;
   const st = await stat(word).catch(() => undefined);
   return st?.isFile() ? resolve(word) : undefined;
 }
@@ -110,99 +135,183 @@ export function registerRun(program: Command, io: CliIo): void {
     .argument('<image>', 'the .gvmi file')
     .argument('<command...>', 'after --: the command, or a host script to upload and run')
     .option('--input <HOSTPATH[:GUESTPATH]>', 'copy a host file into a volume first (default: the first volume) (repeatable)', collect, [])
-    .option('--output <HOSTDIR>', 'after the run, copy every volume to HOSTDIR/<volume path>')
+    .option('--output <HOSTDIR>', 'after the run, copy every volume to HOSTDIR/<volume path> (under --runtime-version all: HOSTDIR/<runtime>/<volume path>)')
     .option('--timeout <seconds>', 'kill the command (and fail) after this long')
     .option('--report', 'after the run, print overlay and volume usage')
     .option('-q, --quiet', "print only the command's own output (no gvmi-test warnings)")
-    .option('--json', 'print one JSON result object instead of streaming output'))
+    .option('--json', 'print one JSON result object instead of streaming output'), { compare: true })
     .action(async (image: string, command: string[], flags: RunFlags) => {
-      const timeoutMs = flags.timeout ? parsePositiveInt(flags.timeout, '--timeout') * 1000 : undefined;
-      const script = command[0] ? await hostScript(command[0]) : undefined;
-      await using vm = await startVmFromFlags(image, flags);
-      const firstVolume = vm.volumes.find((v) => vm.info.metadata.volumes.includes(v.guestPath))?.guestPath ?? vm.volumes[0]?.guestPath;
-
-      for (const spec of flags.input) {
-        const { host, guest } = parseInput(spec, firstVolume);
-        await vm.upload(host, guest);
+      // Checked before anything boots: a typo fails at once.
+      const choice = parseRuntimeChoice(flags.runtimeVersion);
+      const plan: RunPlan = {
+        image, command, flags, io,
+        timeoutMs: flags.timeout ? parsePositiveInt(flags.timeout, '--timeout') * 1000 : undefined,
+        script: command[0] ? await hostScript(command[0]) : undefined,
+      };
+      if (choice.kind === 'all') {
+        const { runEveryRuntime } = await import('../run-every-runtime.js');
+        await runEveryRuntime(plan, choice.profiles);
+        return;
       }
-      let argv = command;
-      if (script) {
-        if (!firstVolume) {
-          throw new GvmiTestError('transfer.not-in-volume', `${command[0]} is a host file, but the image has no volume to upload it to`, {
-            hint: 'a requestor can only send files into volumes: add a VOLUME to the image (e.g. /golem/input)',
-          });
-        }
-        const guestPath = `${firstVolume}/${basename(script)}`;
-        await vm.upload(script, guestPath);
-        const shebang = await startsWithShebang(script);
-        if (shebang) await chmod(join(vm.volumes.find((v) => v.guestPath === firstVolume)!.hostPath, basename(script)), 0o755);
-        argv = shebang ? [guestPath, ...command.slice(1)] : ['/bin/sh', guestPath, ...command.slice(1)];
-      }
-
-      const json = flags.json ?? false;
-      const shadowing = vm.shadowingFinding();
-      const warn = !json && !flags.quiet;
-      if (shadowing && warn) writeLine(io.stderr, `gvmi-test: ${formatFinding(shadowing)}`);
-      const process = await vm.spawn(argv, {
-        ...(flags.workdir ? { cwd: flags.workdir } : {}),
-        ...(timeoutMs ? { timeoutMs } : {}),
-        maxBuffer: json ? 64 * 1024 * 1024 : 0,
-      });
-      if (!json) {
-        const forward = (stream: NodeJS.WritableStream) => (data: Buffer): void => {
-          if (!stream.write(data)) {
-            vm.pauseOutput();
-            stream.once('drain', () => vm.resumeOutput());
-          }
-        };
-        process.on('stdout', forward(io.stdout));
-        process.on('stderr', forward(io.stderr));
-      }
-      const result = await process.wait();
-      const findings = [...(shadowing ? [shadowing] : []), ...(await vm.diagnose(result))];
-      if (warn) for (const f of findings.filter((x) => x !== shadowing)) writeLine(io.stderr, `gvmi-test: ${formatFinding(f)}`);
-      const report = flags.report ? await usageReport(vm) : undefined;
-      if (report && !json) printReport(report, io);
-
-      if (flags.output) {
-        // Volume paths were checked to be plain absolute paths (no `.`/`..`), and nothing below
-        // the output directory is followed: each volume lands at <output>/<volume path>.
-        const output = resolve(flags.output);
-        for (const v of vm.volumes) await vm.download(v.guestPath, join(output, v.guestPath), { root: output });
-      }
-      if (flags.keep) {
-        for (const v of vm.volumes) writeLine(io.stderr, `gvmi-test: volume ${printable(v.guestPath)} kept at ${printable(v.hostPath)}`);
-      }
-      if (result.timedOut) {
-        throw new GvmiTestError('exec.timeout', `${argv.join(' ')}: still running after ${flags.timeout} s, killed`, {
-          hint: 'raise --timeout, or look for a command waiting on input or network (there is none on a provider)',
-        });
-      }
-      const status = result.exitCode ?? 128 + signalNumber(result.signal ?? 'SIGKILL');
-      if (json) {
-        writeLine(io.stdout, JSON.stringify({
-          exitCode: result.exitCode,
-          signal: result.signal,
-          stdout: result.stdout,
-          stderr: result.stderr,
-          durationMs: result.durationMs,
-          bootMs: vm.info.bootMs,
-          snapshot: vm.info.snapshot.use,
-          accelerator: vm.info.accelerator,
-          volumes: vm.volumes.map((v) => ({ guest: v.guestPath, host: v.hostPath, kept: flags.keep ?? false })),
-          findings,
-          ...(report ? { report } : {}),
-        }));
-      }
-      if (status !== 0) throw new ExitStatus(status);
+      const outcome = await runUnder(plan, choice.profile);
+      if (outcome.failure) throw outcome.failure;
+      if (flags.json) writeLine(io.stdout, JSON.stringify(outcome.record));
+      if (outcome.run.status !== 0) throw new ExitStatus(outcome.run.status);
     });
 }
 
+/** One `run` invocation: what to run, and how to show it. */
+export interface RunPlan {
+  image: string;
+  command: string[];
+  flags: RunFlags;
+  io: CliIo;
+  timeoutMs: number | undefined;
+  /** The command's first word when it is a host file to upload and run. */
+  script: string | undefined;
+}
+
+export interface RunOutcome {
+  run: RuntimeRun;
+  /** The --json object of this run. */
+  record: Record<string, unknown>;
+  /** The command did not run to its end (not found, timed out): `run` fails with it. */
+  failure?: GvmiTestError;
+}
+
+/**
+ * Boots a VM under `runtime`, runs the plan's command in it and stops it. `label` (compare mode)
+ * marks every output line and gvmi-test line with the runtime, and puts --output under
+ * HOSTDIR/<runtime>. Errors before the command runs (boot, inputs) are thrown.
+ */
+export async function runUnder(plan: RunPlan, runtime: RuntimeProfile, label?: string): Promise<RunOutcome> {
+  const { command, flags, io, script, timeoutMs } = plan;
+  const json = flags.json ?? false;
+  const warn = !json && !flags.quiet;
+  const tag = label ? `[${label}] ` : '';
+  const say = (line: string): void => writeLine(io.stderr, `gvmi-test: ${tag}${line}`);
+  await using vm = await startVmFromFlags(plan.image, flags, runtime);
+  const firstVolume = vm.volumes.find((v) => vm.info.metadata.volumes.includes(v.guestPath))?.guestPath ?? vm.volumes[0]?.guestPath;
+
+  for (const spec of flags.input) {
+    const { host, guest } = parseInput(spec, firstVolume);
+    await vm.upload(host, guest);
+  }
+  let argv = command;
+  if (script) {
+    if (!firstVolume) {
+      throw new GvmiTestError('transfer.not-in-volume', `${command[0]} is a host file, but the image has no volume to upload it to`, {
+        hint: 'a requestor can only send files into volumes: add a VOLUME to the image (e.g. /golem/input)',
+      });
+    }
+    const guestPath = `${firstVolume}/${basename(script)}`;
+    await vm.upload(script, guestPath);
+    const shebang = await startsWithShebang(script);
+    if (shebang) await chmod(join(vm.volumes.find((v) => v.guestPath === firstVolume)!.hostPath, basename(script)), 0o755);
+    argv = shebang ? [guestPath, ...command.slice(1)] : ['/bin/sh', guestPath, ...command.slice(1)];
+  }
+
+  const shadowing = vm.shadowingFinding();
+  if (shadowing && warn) say(formatFinding(shadowing));
+  const env = Object.fromEntries(flags.env.map((e) => parseKeyValue(e, '--env')));
+  let process;
+  try {
+    process = await vm.spawn(argv, {
+      env,
+      ...(flags.workdir ? { cwd: flags.workdir } : {}),
+      ...(timeoutMs ? { timeoutMs } : {}),
+      // Kept for --json, and under `all` to compare the runtimes' streams; else only streamed.
+      maxBuffer: json || label ? 64 * 1024 * 1024 : 0,
+    });
+  } catch (error) {
+    if (!(error instanceof GvmiTestError && error.code === 'exec.not-found')) throw error;
+    return notFound(vm, error, runtime, shadowing, warn ? say : undefined);
+  }
+  const prefixers: LinePrefixer[] = [];
+  if (!json) {
+    const forward = (stream: NodeJS.WritableStream) => {
+      const prefixer = label ? new LinePrefixer(stream, `[${label}] `) : undefined;
+      if (prefixer) prefixers.push(prefixer);
+      return (data: Buffer): void => {
+        if (!(prefixer ? prefixer.write(data) : stream.write(data))) {
+          vm.pauseOutput();
+          stream.once('drain', () => vm.resumeOutput());
+        }
+      };
+    };
+    process.on('stdout', forward(io.stdout));
+    process.on('stderr', forward(io.stderr));
+  }
+  const result = await process.wait();
+  for (const p of prefixers) p.finish();
+  const findings = [...(shadowing ? [shadowing] : []), ...(await vm.diagnose(result))];
+  if (warn) for (const f of findings.filter((x) => x !== shadowing)) say(formatFinding(f));
+  const report = flags.report ? await usageReport(vm) : undefined;
+  if (report && !json) printReport(report, io, tag);
+
+  if (flags.output) {
+    // Volume paths were checked to be plain absolute paths (no `.`/`..`), and nothing below
+    // the output directory is followed: each volume lands at <output>/<volume path>.
+    const output = label ? join(resolve(flags.output), label) : resolve(flags.output);
+    for (const v of vm.volumes) await vm.download(v.guestPath, join(output, v.guestPath), { root: output });
+  }
+  if (flags.keep) {
+    for (const v of vm.volumes) say(`volume ${printable(v.guestPath)} kept at ${printable(v.hostPath)}`);
+  }
+  const failure = result.timedOut
+    ? new GvmiTestError('exec.timeout', `${argv.join(' ')}: still running after ${flags.timeout} s, killed`, {
+      hint: 'raise --timeout, or look for a command waiting on input or network (there is none on a provider)',
+    })
+    : undefined;
+  const status = failure ? exitCodeFor(failure.code) : result.exitCode ?? 128 + signalNumber(result.signal ?? 'SIGKILL');
+  const record = {
+    runtimeVersion: runtime,
+    exitCode: result.exitCode,
+    signal: result.signal,
+    stdout: result.stdout,
+    stderr: result.stderr,
+    durationMs: result.durationMs,
+    bootMs: vm.info.bootMs,
+    snapshot: vm.info.snapshot.use,
+    accelerator: vm.info.accelerator,
+    volumes: vm.volumes.map((v) => ({ guest: v.guestPath, host: v.hostPath, kept: flags.keep ?? false })),
+    findings,
+    ...(report ? { report } : {}),
+  };
+  return {
+    run: {
+      runtimeVersion: runtime, exitCode: result.exitCode, signal: result.signal, status,
+      stdout: result.stdout, stderr: result.stderr, findings,
+      ...(failure ? { error: { code: failure.code, message: failure.message } } : {}),
+    },
+    record,
+    ...(failure ? { failure } : {}),
+  };
+}
+
+/**
+ * The program is not in the image, or not where this runtime looks (0.5 gives it no PATH): the
+ * image-env-dropped finding joins the error, printed and in its --json details.
+ */
+function notFound(vm: StartedVm, error: GvmiTestError, runtime: RuntimeProfile, shadowing: Finding | undefined, say: ((line: string) => void) | undefined): RunOutcome {
+  const status = exitCodeFor(error.code);
+  const envFinding = envDroppedFinding(runtime, vm.info.metadata.env, { exitCode: status, stdout: '', stderr: error.message });
+  const findings = [...(shadowing ? [shadowing] : []), ...(envFinding ? [envFinding] : [])];
+  if (envFinding && say) say(formatFinding(envFinding));
+  const failure = envFinding
+    ? new GvmiTestError(error.code, error.message, { ...(error.hint ? { hint: error.hint } : {}), details: { ...error.details, runtimeVersion: runtime, findings }, cause: error })
+    : error;
+  return {
+    run: { runtimeVersion: runtime, exitCode: null, signal: null, status, stdout: '', stderr: '', error: { code: error.code, message: error.message }, findings },
+    record: { runtimeVersion: runtime, exitCode: null, signal: null, stdout: '', stderr: '', error: { code: error.code, message: error.message, hint: error.hint }, findings },
+    failure,
+  };
+}
 
 /** File names here are the guest's (it wrote them) and volume paths the image's: escaped. */
-function printReport(report: UsageReport, io: CliIo): void {
+function printReport(report: UsageReport, io: CliIo, tag = ''): void {
   const o = report.overlay;
-  writeLine(io.stderr, `gvmi-test: overlay (RAM, outside volumes): ${formatBytes(o.usedBytes)} of ${formatBytes(o.totalBytes)} used (${((o.usedBytes / o.totalBytes) * 100).toFixed(0)}%)`);
+  writeLine(io.stderr, `gvmi-test: ${tag}overlay (RAM, outside volumes): ${formatBytes(o.usedBytes)} of ${formatBytes(o.totalBytes)} used (${((o.usedBytes / o.totalBytes) * 100).toFixed(0)}%)`);
   for (const f of report.largestOutsideVolumes) writeLine(io.stderr, `    ${formatBytes(f.bytes).padStart(9)}  ${printable(f.path)}`);
-  for (const v of report.volumes) writeLine(io.stderr, `gvmi-test: volume ${printable(v.guestPath)}: ${formatBytes(v.bytes)} in ${v.files} file(s) (host ${printable(v.hostPath)})`);
+  for (const v of report.volumes) writeLine(io.stderr, `gvmi-test: ${tag}volume ${printable(v.guestPath)}: ${formatBytes(v.bytes)} in ${v.files} file(s) (host ${printable(v.hostPath)})`);
 }

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { writeLine, type CliIo } from '../io.js';
-import { addVmOptions, startVmFromFlags, type VmFlags } from './run.js';
+import { addVmOptions, runtimeFromFlags, startVmFromFlags, type VmFlags } from './run.js';
 import { parsePositiveInt } from '../options.js';
 import { writeUrlFile } from '../served-url.js';
 
@@ -27,10 +27,11 @@ export function registerServe(program: Command, io: CliIo): void {
     .action(async (image: string, flags: ServeFlags) => {
       const port = flags.port === '0' ? 0 : parsePositiveInt(flags.port, '--port');
       const maxTransferBytes = parsePositiveInt(flags.maxTransferMib, '--max-transfer-mib') * 1024 * 1024;
+      const runtimeVersion = runtimeFromFlags(flags, 'serve');
       if (!LOOPBACK.has(flags.host)) {
         writeLine(io.stderr, `gvmi-test: WARNING: serving on ${flags.host}, not loopback: anyone who can reach this address and has the token can run commands in the VM`);
       }
-      const vm = await startVmFromFlags(image, flags);
+      const vm = await startVmFromFlags(image, flags, runtimeVersion);
       let server;
       let removeUrlFile = async (): Promise<void> => {};
       try {
@@ -45,10 +46,11 @@ export function registerServe(program: Command, io: CliIo): void {
       // With --url-file the token goes to that file only: stdout may end up in a log others read.
       const where = flags.urlFile ? { urlFile: flags.urlFile } : { url: server.url, token: server.token };
       if (flags.json) {
-        writeLine(io.stdout, JSON.stringify({ ...where, host: server.host, port: server.port, volumes: vm.volumes.map((v) => ({ guest: v.guestPath, host: v.hostPath })) }));
+        writeLine(io.stdout, JSON.stringify({ ...where, host: server.host, port: server.port, runtimeVersion: vm.info.runtimeVersion, volumes: vm.volumes.map((v) => ({ guest: v.guestPath, host: v.hostPath })) }));
       } else {
         if (flags.urlFile) writeLine(io.stderr, `gvmi-test: URL written to ${flags.urlFile} (gvmi-test exec --connect-file ${flags.urlFile} -- …)`);
         else writeLine(io.stdout, server.url);
+        writeLine(io.stderr, `gvmi-test: runtime ${vm.info.runtimeVersion}`);
         for (const v of vm.volumes) writeLine(io.stderr, `gvmi-test: volume ${v.guestPath} -> ${v.hostPath}`);
         writeLine(io.stderr, 'gvmi-test: serving; Ctrl-C stops the VM');
       }

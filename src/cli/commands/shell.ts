@@ -5,7 +5,7 @@ import type { GuestProcess } from '../../vm/guest-process.js';
 import type { StartedVm } from '../../vm/started-vm.js';
 import { writeLine, type CliIo } from '../io.js';
 import { printable } from '../../terminal-safe.js';
-import { addVmOptions, startVmFromFlags, type VmFlags } from './run.js';
+import { addVmOptions, runtimeFromFlags, startVmFromFlags, type VmFlags } from './run.js';
 
 type TtyStream = NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?: (raw: boolean) => unknown };
 type TtyOut = NodeJS.WritableStream & { rows?: number; columns?: number };
@@ -51,13 +51,17 @@ export function registerShell(program: Command, io: CliIo): void {
     .argument('<image>', 'the .gvmi file')
     .option('--tty', 'a real terminal in the guest (a pty): vi, top, job control work'))
     .action(async (image: string, flags: ShellFlags) => {
-      await using vm = await startVmFromFlags(image, flags);
+      await using vm = await startVmFromFlags(image, flags, runtimeFromFlags(flags, 'shell'));
       if (flags.tty) {
         await terminalSession(vm, io);
         return;
       }
       const interactive = Boolean(io.stdin.isTTY);
-      writeLine(io.stderr, `gvmi-test shell: ${vm.info.accelerator.reason}, ${vm.info.snapshot.use === 'restored' ? 'restored from a snapshot' : 'booted'} in ${vm.info.bootMs} ms`);
+      writeLine(io.stderr, `gvmi-test shell: ${vm.info.accelerator.reason}, ${vm.info.snapshot.use === 'restored' ? 'restored from a snapshot' : 'booted'} in ${vm.info.bootMs} ms, runtime ${vm.info.runtimeVersion}`);
+      if (vm.info.runtimeVersion === '0.5' && vm.info.metadata.env.length > 0) {
+        // The trap of this runtime, said before the first command runs into it.
+        writeLine(io.stderr, `  note: runtime 0.5 gives every command an EMPTY environment: the image Env (${vm.info.metadata.env.map((e) => printable(e.split('=', 1)[0]!)).join(', ')}) is not set`);
+      }
       // Volume paths and file names are the image's: escaped.
       for (const v of vm.volumes) writeLine(io.stderr, `  volume ${printable(v.guestPath)} -> ${printable(v.hostPath)}`);
       const shadowing = vm.shadowingFinding();
