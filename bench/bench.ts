@@ -87,7 +87,7 @@ try {
   const startAndRun = async (snapshot: boolean): Promise<number> => {
     const t = performance.now();
     const v = await startVm({ image, snapshot });
-    await v.exec(['true']);
+    await v.exec(['/bin/true']);
     const ms = performance.now() - t;
     await v.stop();
     return ms;
@@ -98,7 +98,7 @@ try {
     const firstSave = await (async () => {
       const t = performance.now();
       const v = await startVm({ image });
-      await v.exec(['true']);
+      await v.exec(['/bin/true']);
       const ms = performance.now() - t;
       const info = v.info.snapshot;
       await v.stop();
@@ -132,7 +132,7 @@ try {
     const vm = await startVm({ image });
     try {
       const execTimes: number[] = [];
-      for (let i = 0; i < 200; i++) execTimes.push(await timed(() => vm.exec(['true'])));
+      for (let i = 0; i < 200; i++) execTimes.push(await timed(() => vm.exec(['/bin/true'])));
       const hostTimes: number[] = [];
       for (let i = 0; i < 200; i++) hostTimes.push(await timed(() => execa('/bin/true')));
       row({ figure: 'warm exec round trip of `true` (200 runs)', unit: 'ms', value: stat(execTimes, true), baselineName: 'host spawning /bin/true through execa', baseline: stat(hostTimes, true) });
@@ -197,7 +197,7 @@ try {
   for (const n of wanted('concurrency') ? [1, 2, 4, 8] : []) {
     const bootAndRun = async (): Promise<void> => {
       const v = await startVm({ image, bootTimeoutMs: 300_000, snapshot: false });
-      await v.exec(['true']);
+      await v.exec(['/bin/true']);
       await v.stop();
     };
     const concurrent = await repeat(Math.min(RUNS, 3), () => timed(() => Promise.all(Array.from({ length: n }, bootAndRun))));

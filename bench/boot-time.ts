@@ -28,7 +28,7 @@ try {
     const t0 = performance.now();
     const vm = await startVm({ image });
     const ready = performance.now() - t0;
-    await vm.exec(['true']);
+    await vm.exec(['/bin/true']);
     const first = performance.now() - t0;
     await vm.stop();
     accel = vm.info.accelerator.reason;

@@ -30,6 +30,7 @@ export type ErrorCode =
   | 'vm.boot-failed'
   | 'vm.boot-timeout'
   | 'vm.crashed'
+  | 'vm.stopped-like-provider'
   | 'vm.stopped'
   | 'snapshot.failed'
   | 'agent.protocol'

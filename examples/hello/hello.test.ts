@@ -14,7 +14,7 @@ it('runs hello.sh as a requestor would', { timeout: vmTimeout(10_000) }, async (
   await vm.upload(join(here, 'words.txt'), '/golem/input/words.txt');
   const result = await vm.exec(['/bin/sh', '/golem/input/hello.sh']);
   expect(result).toSucceed();
-  expect(result).toHaveStdout(/^hello from golem, running as 0 in \/golem\/work\nresults: words.count\n$/);
+  expect(result).toHaveStdout(/^hello from the provider side, running as 0 in \/golem\/work\nresults: words.count\n$/);
 });
 
 it('writes its results to the output volume', { timeout: vmTimeout(10_000) }, async ({ vm }) => {

@@ -43,15 +43,50 @@ export function parseInitFailure(consoleText: string): InitFailure | undefined {
 
 /** What a failed init step means for the image author. */
 export function explainInitFailure(f: InitFailure): string {
+  const ENOENT = 2;
+  const ENOTDIR = 20;
+  const ELOOP = 40;
   switch (f.step) {
-    case 'resolv.conf':
+    case 'image-proc':
+    case 'image-sys': {
+      const dir = f.step === 'image-proc' ? '/proc' : '/sys';
+      if (f.errno === ENOENT || f.errno === ENOTDIR) {
+        return `a provider's VM would stop here: the image has no ${dir} directory (its init mounts ${dir} without creating it); add \`RUN mkdir -p /proc /sys\` to the Dockerfile, or build the image with gvmkit-build or gvmi-test build, which add both as Docker does`;
+      }
+      return `the guest init could not mount ${dir} in the image`;
+    }
     case 'hosts':
-      return 'the guest init could not write /etc/' + (f.step === 'hosts' ? 'hosts' : 'resolv.conf') + ' — the image has no /etc directory; a provider fails to boot it the same way. Add /etc to the image.';
+      if (f.errno === ENOENT) {
+        return 'the guest init could not append to /etc/hosts — the image has no /etc directory; a provider fails to boot it the same way. Add /etc to the image.';
+      }
+      return 'the guest init could not append to /etc/hosts; a provider fails to boot it the same way';
+    case 'resolv.conf':
+      if (f.errno === ENOENT) {
+        return 'the guest init could not write /etc/resolv.conf: it is a symlink into a directory the image does not have (or the image has no /etc directory); a provider writes through the link and fails to boot the same way. Make /etc/resolv.conf a regular file.';
+      }
+      return 'the guest init could not write /etc/resolv.conf; a provider fails to boot it the same way';
+    case 'agent-dirs':
+      if (f.errno === ENOTDIR || f.errno === ELOOP) {
+        return 'a provider\'s VM would stop here: its init creates /var/tmp/guest_agent_private/fds at boot without following symlinks, and /var or /var/tmp in the image is a symlink or not a directory; make them real directories (e.g. RUN rm /var/tmp && mkdir -m 1777 /var/tmp)';
+      }
+      return 'the guest init could not create /var/tmp/guest_agent_private/fds in the image; a provider fails to boot it the same way';
     case 'mount-image':
       return 'the image\'s squashfs could not be mounted: the file is damaged or uses an unsupported compression';
     default:
       return `the guest init failed at step "${f.step}"`;
   }
+}
+
+export const AGENT_STOP_MARKER = 'GVMI-AGENT-STOP';
+
+/**
+ * `GVMI-AGENT-STOP <reason> (request <id>, type <t>)`: the agent stopped the VM where upstream's
+ * init dies (an unknown request type, a request type the runtime never implemented, an unknown
+ * sub-message, the entrypoint exiting). Returns the reason and the rest of the line.
+ */
+export function parseAgentStop(consoleText: string): { reason: string; line: string } | undefined {
+  const m = /GVMI-AGENT-STOP ([^(\r\n]*?)\s*(\([^\r\n]*\))?(?=\r?\n|$)/.exec(consoleText);
+  return m ? { reason: m[1]!.trim(), line: m[0] } : undefined;
 }
 
 /** Kernel panics end QEMU at once (panic=-1, -no-reboot); the console says why. */

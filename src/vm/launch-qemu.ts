@@ -6,7 +6,7 @@
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
-import { chmod } from 'node:fs/promises';
+import { chmod, unlink } from 'node:fs/promises';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { AgentClient } from '../agent/agent-client.js';
@@ -14,7 +14,7 @@ import { GvmiTestError } from '../errors.js';
 import { incomingArgs, monitorArgs } from '../qemu/migration.js';
 import { QmpClient } from '../qemu/qmp-client.js';
 import { spawnQemu, type QemuExit, type QemuProcess } from '../qemu/qemu-process.js';
-import { consoleTail, explainInitFailure, findKernelPanic, parseInitFailure, readConsole } from './console-log.js';
+import { consoleTail, explainInitFailure, findKernelPanic, parseAgentStop, parseInitFailure, readConsole } from './console-log.js';
 
 export type LaunchMode =
   | { kind: 'boot'; /** Also open QMP (needed to save a snapshot after the boot). */ monitor: boolean }
@@ -48,7 +48,19 @@ export interface LaunchedQemu {
 }
 
 export async function crashError(consoleLog: string, exit: string | number): Promise<GvmiTestError> {
-  const panic = findKernelPanic(await readConsole(consoleLog));
+  const text = await readConsole(consoleLog);
+  const stop = parseAgentStop(text);
+  if (stop) {
+    // Upstream's init dies on the same request: on a provider the VM is gone, and the requestor
+    // sees only that its activity ended.
+    return new GvmiTestError('vm.stopped-like-provider', `a provider's VM would stop here: ${stop.reason}`, {
+      hint: stop.reason === 'the entrypoint exited'
+        ? 'the entrypoint (start-entrypoint) ended; upstream then kills every process and powers the VM off'
+        : 'the guest agent received a request upstream\'s runtime does not survive; gvmi-test stops the VM as a provider would',
+      details: { consoleTail: await consoleTail(consoleLog, 25), agentStop: stop.line },
+    });
+  }
+  const panic = findKernelPanic(text);
   return new GvmiTestError('vm.crashed', `the guest crashed: ${panic ?? `QEMU exited (${exit})`}`, {
     hint: panic ? 'the guest kernel panicked; the console tail below shows what led to it' : 'QEMU ended unexpectedly (killed from outside, or out of host memory?)',
     details: { consoleTail: await consoleTail(consoleLog, 25) },
@@ -175,6 +187,9 @@ export async function launchQemu(request: LaunchRequest): Promise<LaunchedQemu> 
     disposers.push(agent.stop);
     const socket = await awaitStep(agent.connected, 'QEMU exited before its agent socket opened');
     disposers.push(() => { socket.destroy(); });
+    // Nobody else may connect to the agent (the directory is 0700 too): the name goes, QEMU keeps
+    // our connection.
+    await unlink(request.agentSocket).catch(() => {});
     let qmp: QmpClient | undefined;
     if (monitorConnection) {
       const [monitorSocket] = await awaitStep(monitorConnection, 'QEMU exited before its monitor connected');

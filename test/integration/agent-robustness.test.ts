@@ -1,6 +1,7 @@
 /**
- * The guest agent against a hostile or dying host: it answers ERR and keeps serving; when the
- * host disappears, QEMU is ended and the VM's temporary directories removed, whatever the guest does.
+ * The guest agent against a host that speaks the protocol badly (it does what upstream's init
+ * does: answers, or stops the VM where upstream's dies, and gvmi-test says so), and against a host
+ * that dies (QEMU is ended and the VM's temporary directories removed, whatever the guest does).
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -25,47 +26,78 @@ function client(v: StartedVm) {
   return (v as unknown as { internals: { client: import('../../src/agent/agent-client.js').AgentClient } }).internals.client;
 }
 
-describe('a hostile host', () => {
-  it('an unknown message type gets ERR EPROTO; the agent keeps serving', async () => {
-    const error = await client(vm).request(200, () => {}, 'unknown type').catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(AgentRequestError);
-    expect((error as AgentRequestError).errno).toBe(71);
-    expect((await vm.exec('echo alive')).stdout).toBe('alive\n');
+describe('a host speaking the protocol badly: the guest does what upstream\'s init does', () => {
+  /** A VM of its own: these requests stop it, as they stop a provider's. */
+  async function stoppedBy(send: (c: ReturnType<typeof client>) => Promise<unknown>): Promise<{ answer: unknown; later: unknown }> {
+    const own = await startVm({ image: inject('tinyImage') });
+    try {
+      const answer = await send(client(own)).catch((e: unknown) => e);
+      const later = await own.exec('echo still here').catch((e: unknown) => e);
+      return { answer, later };
+    } finally {
+      await own.stop();
+    }
+  }
+
+  it('an unknown message type: ERR ENOPROTOOPT, then the VM stops and gvmi-test says a provider\'s would', async () => {
+    const { answer, later } = await stoppedBy((c) => c.request(200, () => {}, 'unknown type'));
+    expect(answer).toBeInstanceOf(AgentRequestError);
+    expect((answer as AgentRequestError).errno).toBe(92);
+    expect(later).toMatchObject({ code: 'vm.stopped-like-provider' });
+    expect((later as Error).message).toContain("a provider's VM would stop here: unknown request type");
   });
 
-  it('a huge length gets ERR E2BIG; an unknown sub-message gets EPROTO; both survive', async () => {
-    const huge = await client(vm).request(2, (w) => w.sub(1).u64(2n ** 50n), 'huge BYTES').catch((e: unknown) => e);
-    expect((huge as AgentRequestError).errno).toBe(7);
-    const badSub = await client(vm).request(3, (w) => w.sub(77), 'bad subtype').catch((e: unknown) => e);
-    expect((badSub as AgentRequestError).errno).toBe(71);
+  it('a request type upstream never implemented (SYNC_FS): ERR EPROTONOSUPPORT, then the VM stops', async () => {
+    const { answer, later } = await stoppedBy((c) => c.request(8, () => {}, 'SYNC_FS'));
+    expect((answer as AgentRequestError).errno).toBe(93);
+    expect(later).toMatchObject({ code: 'vm.stopped-like-provider' });
+  });
+
+  it('an unknown sub-message: no answer at all, and the VM stops', async () => {
+    const { answer, later } = await stoppedBy((c) => c.request(3, (w) => w.sub(77), 'bad subtype'));
+    expect(answer).toMatchObject({ code: 'vm.stopped-like-provider' });
+    expect((answer as Error).message).toContain('unknown sub-message');
+    expect(later).toMatchObject({ code: 'vm.stopped-like-provider' });
+  });
+
+  it('a bad redirect is answered EINVAL after the whole request was read; the next request is answered', async () => {
+    const bad = await client(vm).request(2, (w) => {
+      w.sub(1).bytes('/bin/true');
+      w.sub(2).array(['true']);
+      w.sub(6).u32(1).u8(2).u64(1000); // a pipe size that is not a multiple of 4096
+    }, 'bad pipe size').catch((e: unknown) => e);
+    expect((bad as AgentRequestError).errno).toBe(22);
+    const badFd = await client(vm).request(2, (w) => {
+      w.sub(1).bytes('/bin/true');
+      w.sub(2).array(['true']);
+      w.sub(6).u32(7).u8(1).u64(4096); // fd 7
+    }, 'fd out of range').catch((e: unknown) => e);
+    expect((badFd as AgentRequestError).errno).toBe(22);
     let answered = 0;
-    for (let i = 0; i < 20; i++) if ((await vm.exec(['true'])).exitCode === 0) answered++;
+    for (let i = 0; i < 20; i++) if ((await vm.exec(['/bin/true'])).exitCode === 0) answered++;
     expect(answered).toBe(20);
   });
 
-  it('a truncated request is answered ETIMEDOUT after 2 s and dropped; the agent keeps serving', async () => {
+  it('a request cut short is waited for (upstream reads a request to its end), and answered when the rest comes', async () => {
     const c = client(vm);
-    const replies: unknown[] = [];
     const socket = (c as unknown as { socket: import('node:net').Socket }).socket;
+    const replies: Buffer[] = [];
     const onData = (d: Buffer): void => { replies.push(d); };
     socket.on('data', onData);
-    // msg id 999999, RUN_PROCESS, BIN with a length of 100 but only 3 bytes of it
-    const partial = Buffer.concat([Buffer.from([0x3f, 0x42, 0x0f, 0, 0, 0, 0, 0, 2, 1]), Buffer.from([100, 0, 0, 0, 0, 0, 0, 0]), Buffer.from('abc')]);
-    socket.write(partial);
-    await new Promise((r) => setTimeout(r, 2600));
+    // msg id 999999, KILL_PROCESS, ID sub-message with only 3 of its 8 bytes
+    const id = Buffer.from([0x3f, 0x42, 0x0f, 0, 0, 0, 0, 0]);
+    socket.write(Buffer.concat([id, Buffer.from([3, 1]), Buffer.from([5, 0, 0])]));
+    await new Promise((r) => setTimeout(r, 1500));
+    const before = Buffer.concat(replies);
+    socket.write(Buffer.concat([Buffer.from([0, 0, 0, 0, 0]), Buffer.from([0])]));
+    await new Promise((r) => setTimeout(r, 500));
     socket.off('data', onData);
-    const all = Buffer.concat(replies as Buffer[]);
-    const at = all.indexOf(Buffer.from([0x3f, 0x42, 0x0f, 0, 0, 0, 0, 0, 3]));
+    expect(before.indexOf(id)).toBe(-1); // nothing answered while the request was incomplete
+    const all = Buffer.concat(replies);
+    const at = all.indexOf(Buffer.concat([id, Buffer.from([3])]));
     expect(at).toBeGreaterThanOrEqual(0);
-    expect(all.readUInt32LE(at + 9)).toBe(110); // ETIMEDOUT
-    let answered = 0;
-    for (let i = 0; i < 10; i++) if ((await vm.exec(['true'])).exitCode === 0) answered++;
-    expect(answered).toBe(10);
-  });
-
-  it('upstream requests gvmi-test does not implement answer EPROTONOSUPPORT', async () => {
-    const e = await client(vm).request(5, () => {}, 'UPLOAD_FILE').catch((x: unknown) => x);
-    expect((e as AgentRequestError).errno).toBe(93);
+    expect(all.readUInt32LE(at + 9)).toBe(22); // KILL of unknown id 5: EINVAL, as upstream
+    expect((await vm.exec('echo after')).stdout).toBe('after\n');
   });
 });
 

@@ -20,12 +20,12 @@ function run(args: string[], options: { cwd?: string; env?: Record<string, strin
 
 describe('gvmi-test run', () => {
   it('prints both streams and exits with the guest status', async () => {
-    const r = await run(['run', inject('tinyImage'), '--quiet', '--', 'sh', '-c', 'echo out; echo err >&2; exit 3']);
+    const r = await run(['run', inject('tinyImage'), '--quiet', '--', '/bin/sh', '-c', 'echo out; echo err >&2; exit 3']);
     expect(r.stdout).toBe('out');
     expect(r.stderr).toBe('err');
     expect(r.exitCode).toBe(3);
     // without --quiet, gvmi-test's own warnings (prefixed) come on stderr too
-    const loud = await run(['run', inject('tinyImage'), '--', 'sh', '-c', 'echo err >&2']);
+    const loud = await run(['run', inject('tinyImage'), '--', '/bin/sh', '-c', 'echo err >&2']);
     expect(loud.stderr).toMatch(/^gvmi-test: warning \[shadowed-files\]/m);
     expect(loud.stderr).toMatch(/^err$/m);
   });
@@ -49,32 +49,41 @@ describe('gvmi-test run', () => {
   });
 
   it('a killed command exits 128+signal', async () => {
-    const r = await run(['run', inject('tinyImage'), '--', 'sh', '-c', 'kill -9 $$']);
+    const r = await run(['run', inject('tinyImage'), '--', '/bin/sh', '-c', 'kill -9 $$']);
     expect(r.exitCode).toBe(137);
   });
 
   it('--json prints one result object', async () => {
-    const r = await run(['run', inject('tinyImage'), '--json', '--', 'echo', 'hi']);
+    const r = await run(['run', inject('tinyImage'), '--json', '--', '/bin/echo', 'hi']);
     const result = JSON.parse(r.stdout) as { exitCode: number; stdout: string; accelerator: { accel: string; reason: string } };
     expect(result).toMatchObject({ exitCode: 0, stdout: 'hi\n' });
     expect(result.accelerator.reason).toMatch(/^(TCG|KVM) \(/);
   });
 
-  it('a command missing from the image: clear error, code, exit 127', async () => {
-    const r = await run(['run', inject('tinyImage'), '--', 'no-such-tool']);
-    expect(r.exitCode).toBe(127);
-    expect(r.stderr).toContain('[exec.not-found]');
+  it('a program a provider cannot start: exit 9 as a requestor sees it, and gvmi-test says what failed', async () => {
+    // No PATH search on a provider: a bare name is not found, whatever the image's PATH says.
+    const bare = await run(['run', inject('tinyImage'), '--', 'ls', '/']);
+    expect(bare.exitCode).toBe(9);
+    expect(bare.stderr).toContain('[exec-failed] ls is not a path');
+    expect(bare.stderr).toContain('exit code 9');
+    const missing = await run(['run', inject('tinyImage'), '--', '/no/such-tool']);
+    expect(missing.exitCode).toBe(9);
+    expect(missing.stderr).toContain('[exec-failed] /no/such-tool is not in the image');
+    // One quoted word is a command line, run by /bin/sh -c as golem-js's run("…") does.
+    const line = await run(['run', inject('tinyImage'), '--quiet', '--', 'ls /golem']);
+    expect(line.exitCode).toBe(0);
+    expect(line.stdout).toBe('input\noutput\n');
   });
 
   it('--timeout kills the command and exits 124', async () => {
-    const r = await run(['run', inject('tinyImage'), '--timeout', '2', '--', 'sleep', '30']);
+    const r = await run(['run', inject('tinyImage'), '--timeout', '2', '--', '/bin/sleep', '30']);
     expect(r.exitCode).toBe(124);
     expect(r.stderr).toContain('[exec.timeout]');
   });
 
   it('a corrupt image: one line with its code, exit 65, no stack trace', async () => {
     await writeFile(join(dir, 'corrupt.gvmi'), Buffer.alloc(8192, 1));
-    const r = await run(['run', join(dir, 'corrupt.gvmi'), '--', 'true']);
+    const r = await run(['run', join(dir, 'corrupt.gvmi'), '--', '/bin/true']);
     expect(r.exitCode).toBe(65);
     expect(r.stderr).toMatch(/\[image\.bad-length\]/);
     expect(r.stderr).not.toMatch(/\n\s+at /);
@@ -83,7 +92,7 @@ describe('gvmi-test run', () => {
   it('no temporary directories are left behind', async () => {
     const privateTmp = await mkdtemp(join(tmpdir(), 'gvmi-own-tmp-'));
     await chmod(privateTmp, 0o711); // QEMU may run unprivileged and must reach the volumes
-    const r = await run(['run', inject('tinyImage'), '--', 'sh', '-c', 'echo x > /golem/output/f'], { env: { TMPDIR: privateTmp } });
+    const r = await run(['run', inject('tinyImage'), '--', '/bin/sh', '-c', 'echo x > /golem/output/f'], { env: { TMPDIR: privateTmp } });
     expect(r.exitCode).toBe(0);
     expect(await readdir(privateTmp)).toEqual([]);
   });

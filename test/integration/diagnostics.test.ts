@@ -51,7 +51,7 @@ describe('the CLI prints findings', () => {
   const cli = resolve('dist/cli/main.js');
 
   it('run: shadowing at start, overlay-full after a failing write, with fixes', async () => {
-    const r = await execa('node', [cli, 'run', inject('tinyImage'), '--', 'sh', '-c', 'dd if=/dev/zero of=/big bs=1M count=200'], { reject: false });
+    const r = await execa('node', [cli, 'run', inject('tinyImage'), '--', '/bin/sh', '-c', 'dd if=/dev/zero of=/big bs=1M count=200'], { reject: false });
     expect(r.exitCode).not.toBe(0);
     expect(r.stderr).toContain('warning [shadowed-files]');
     expect(r.stderr).toContain('/golem/input/baked.txt');
@@ -61,7 +61,7 @@ describe('the CLI prints findings', () => {
   });
 
   it('run --json carries the findings; --report adds usage', async () => {
-    const r = await execa('node', [cli, 'run', inject('tinyImage'), '--json', '--report', '--', 'sh', '-c', 'head -c 10000 /dev/zero > /golem/output/f; head -c 5000 /dev/zero'], { reject: false });
+    const r = await execa('node', [cli, 'run', inject('tinyImage'), '--json', '--report', '--', '/bin/sh', '-c', 'head -c 10000 /dev/zero > /golem/output/f; head -c 5000 /dev/zero'], { reject: false });
     const result = JSON.parse(r.stdout) as { findings: { code: string }[]; report: { overlay: { totalBytes: number }; volumes: { guestPath: string; bytes: number }[] } };
     expect(result.findings.map((f) => f.code)).toEqual(['shadowed-files', 'output-truncated-on-provider']);
     expect(result.report.overlay.totalBytes).toBe(128 * 1024 * 1024);

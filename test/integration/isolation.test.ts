@@ -73,7 +73,7 @@ describe('isolation', () => {
     const consoleDir = join(vm.info.consoleLog, '..');
     expect((await stat(consoleDir)).mode & 0o777).toBe(0o700);
     for (const v of vm.volumes) expect((await stat(v.hostPath)).mode & 0o077).toBe(0);
-    // the socket (0600 while it exists) is gone once QEMU connected: nobody else can attach
+    // QEMU listens on the agent socket until we connected; then its name is removed: nobody else can attach
     expect(await readdir(consoleDir)).toEqual(['console.log']);
   });
 });

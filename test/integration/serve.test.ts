@@ -124,7 +124,7 @@ describe('gvmi-test serve', () => {
     expect(await next()).toMatchObject({ event: 'error', id: '1', code: 'protocol.bad-request' });
     ws!.send('x'.repeat(3 * 1024 * 1024));
     expect(await next()).toMatchObject({ event: 'error', code: 'protocol.frame-too-large' });
-    ws!.send(JSON.stringify({ op: 'exec', id: '2', command: ['echo', 'still here'] }));
+    ws!.send(JSON.stringify({ op: 'exec', id: '2', command: ['/bin/echo', 'still here'] }));
     expect(await next()).toMatchObject({ event: 'started', id: '2' });
     expect(await next()).toMatchObject({ event: 'stdout', id: '2', data: Buffer.from('still here\n').toString('base64') });
     ws!.close();
@@ -134,7 +134,7 @@ describe('gvmi-test serve', () => {
     const script = `
       import { connectVm } from ${JSON.stringify(resolve('dist/index.js'))};
       const vm = await connectVm(process.env.GVMI_TEST_CONNECT);
-      await vm.spawn(['sleep', '4321']);
+      await vm.spawn(['/bin/sleep', '4321']);
       console.log('spawned');
       setInterval(() => {}, 1000);`;
     const client = execa('node', ['--input-type=module', '-e', script], { reject: false, env: { GVMI_TEST_CONNECT: url } });
@@ -154,7 +154,7 @@ describe('gvmi-test serve', () => {
 
   it('exec streams output and exits with the guest status; the URL comes from the environment, never argv', async () => {
     const token = new URL(url).searchParams.get('token')!;
-    const child = execa('node', [cli, 'exec', '--', 'sh', '-c', 'echo out; echo err >&2; sleep 1; exit 7'], { reject: false, env: { GVMI_TEST_CONNECT: url } });
+    const child = execa('node', [cli, 'exec', '--', '/bin/sh', '-c', 'echo out; echo err >&2; sleep 1; exit 7'], { reject: false, env: { GVMI_TEST_CONNECT: url } });
     // what `ps` shows every local user while it runs (read once it has connected and runs)
     const running = await Promise.race([new Promise<boolean>((r) => child.stdout!.once('data', () => r(true))), child.then(() => false)]);
     expect(running).toBe(true);
@@ -169,7 +169,7 @@ describe('gvmi-test serve', () => {
 
   it('exec refuses a URL with its token in argv (exit 2, the safe ways named, the token not echoed)', async () => {
     const token = new URL(url).searchParams.get('token')!;
-    const r = await execa('node', [cli, 'exec', '--connect', url, '--', 'true'], { reject: false });
+    const r = await execa('node', [cli, 'exec', '--connect', url, '--', '/bin/true'], { reject: false });
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toContain('[usage]');
     expect(r.stderr).toContain('visible to every local user');
@@ -178,17 +178,17 @@ describe('gvmi-test serve', () => {
   });
 
   it('exec takes the URL from stdin (--connect -) and from a 0600 file (--connect-file), not from a 0644 one', async () => {
-    const fromStdin = await execa('node', [cli, 'exec', '--connect', '-', '--', 'echo', 'via stdin'], { reject: false, input: `${url}\n` });
+    const fromStdin = await execa('node', [cli, 'exec', '--connect', '-', '--', '/bin/echo', 'via stdin'], { reject: false, input: `${url}\n` });
     expect(fromStdin.stdout).toBe('via stdin');
     expect(fromStdin.exitCode).toBe(0);
 
     const file = join(dir, 'url');
     await writeFile(file, `${url}\n`, { mode: 0o600 });
-    const fromFile = await execa('node', [cli, 'exec', '--connect-file', file, '--', 'echo', 'via file'], { reject: false });
+    const fromFile = await execa('node', [cli, 'exec', '--connect-file', file, '--', '/bin/echo', 'via file'], { reject: false });
     expect(fromFile.stdout).toBe('via file');
 
     await chmod(file, 0o644);
-    const open644 = await execa('node', [cli, 'exec', '--connect-file', file, '--', 'echo', 'must not run'], { reject: false });
+    const open644 = await execa('node', [cli, 'exec', '--connect-file', file, '--', '/bin/echo', 'must not run'], { reject: false });
     expect(open644.exitCode).toBe(2);
     expect(open644.stdout).toBe('');
     expect(open644.stderr).toContain('[usage]');
@@ -246,7 +246,7 @@ describe('a server with a small transfer cap and a URL file', () => {
   it('writes the URL to a 0600 file only (not to stdout), which exec --connect-file reads', async () => {
     expect((await stat(urlFile)).mode & 0o777).toBe(0o600);
     expect(ownUrl).toMatch(/^ws:\/\/127\.0\.0\.1:\d+\/\?token=[A-Za-z0-9_-]{32}$/);
-    const r = await execa('node', [cli, 'exec', '--connect-file', urlFile, '--', 'echo', 'hi'], { reject: false });
+    const r = await execa('node', [cli, 'exec', '--connect-file', urlFile, '--', '/bin/echo', 'hi'], { reject: false });
     expect(r.stdout).toBe('hi');
   });
 
@@ -273,7 +273,7 @@ describe('a server with a small transfer cap and a URL file', () => {
     ws!.send(JSON.stringify({ op: 'upload', id: 'far', path: '/golem/input/far', offset: 2 ** 50, data: 'eA==' }));
     expect(await next()).toMatchObject({ event: 'error', id: 'u', code: 'transfer.too-large' });
     expect(await next()).toMatchObject({ event: 'error', id: 'far', code: 'transfer.too-large' });
-    ws!.send(JSON.stringify({ op: 'exec', id: 'e', command: ['sh', '-c', 'ls -A /golem/input | wc -l'] }));
+    ws!.send(JSON.stringify({ op: 'exec', id: 'e', command: ['/bin/sh', '-c', 'ls -A /golem/input | wc -l'] }));
     expect(await next()).toMatchObject({ event: 'started', id: 'e' });
     expect(Buffer.from((await next())['data'] as string, 'base64').toString().trim()).toBe('0');
     ws!.close();

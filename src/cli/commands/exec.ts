@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { GvmiTestError } from '../../errors.js';
 import { signalNumber } from '../../vm/guest-process.js';
 import { ExitStatus } from '../program.js';
+import { guestArgv } from '../guest-command.js';
 import type { CliIo } from '../io.js';
 import { collect, parseKeyValue, parsePositiveInt } from '../options.js';
 import { CONNECT_ENV, resolveConnectUrl } from '../served-url.js';
@@ -29,7 +30,7 @@ export function registerExec(program: Command, io: CliIo): void {
       const { connectVm } = await import('../../server/ws-client.js');
       const vm = await connectVm(url);
       try {
-        const p = await vm.spawn(command, {
+        const p = await vm.spawn(guestArgv(command), {
           env: Object.fromEntries(flags.env.map((e) => parseKeyValue(e, '--env'))),
           ...(flags.workdir ? { cwd: flags.workdir } : {}),
           ...(flags.timeout ? { timeoutMs: parsePositiveInt(flags.timeout, '--timeout') * 1000 } : {}),

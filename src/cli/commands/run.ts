@@ -11,6 +11,7 @@ import { formatBytes, writeLine, type CliIo } from '../io.js';
 import { formatFinding } from '../../diagnostics/finding.js';
 import { usageReport, type UsageReport } from '../../diagnostics/usage-report.js';
 import { collect, parseKeyValue, parsePositiveInt } from '../options.js';
+import { guestArgv } from '../guest-command.js';
 import { printable } from '../../terminal-safe.js';
 import { envDroppedFinding } from '../../diagnostics/run-findings.js';
 import type { RuntimeRun } from '../../diagnostics/runtime-comparison.js';
@@ -197,7 +198,7 @@ export async function runUnder(plan: RunPlan, runtime: RuntimeProfile, label?: s
     const { host, guest } = parseInput(spec, firstVolume);
     await vm.upload(host, guest);
   }
-  let argv = command;
+  let argv = guestArgv(command);
   if (script) {
     if (!firstVolume) {
       throw new GvmiTestError('transfer.not-in-volume', `${command[0]} is a host file, but the image has no volume to upload it to`, {
