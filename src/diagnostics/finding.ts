@@ -8,6 +8,7 @@ export type FindingCode =
   | 'user-dropped'
   | 'no-volumes'
   | 'no-etc'
+  | 'no-proc-sys'
   | 'image-large'
   | 'non-amd64'
   // found while running

@@ -62,11 +62,24 @@ export function staticFindings(metadata: ImageMetadata, entries: readonly Squash
       fix: 'add e.g. VOLUME /golem/input /golem/output (or --volume when building with gvmi-test)',
     });
   }
+  // A provider's init mounts /proc and /sys without creating them (ya-runtime-vm init.c
+  // v0.4.2:2215-2223, v0.5.2:2855-2863): without either its VM stops at boot. Images that went
+  // through Docker (gvmkit-build, gvmi-test build) always have both (Docker's init layer).
+  const missingMounts = ['/proc', '/sys'].filter((d) => !entries.some((e) => e.path === d && (e.type === 'dir' || e.type === 'symlink')));
+  if (missingMounts.length > 0) {
+    findings.push({
+      code: 'no-proc-sys',
+      severity: 'error',
+      message: `the image has no ${missingMounts.join(' and no ')} directory: a provider's init mounts /proc and /sys there without creating them, so its VM stops at boot`,
+      fix: 'add them to the image (RUN mkdir -p /proc /sys), or build it with gvmkit-build or gvmi-test build, which add both as Docker does',
+      paths: missingMounts,
+    });
+  }
   if (!entries.some((e) => e.path === '/etc' && e.type === 'dir')) {
     findings.push({
       code: 'no-etc',
       severity: 'error',
-      message: 'the image has no /etc directory: a provider\'s init writes /etc/resolv.conf and fails to boot without it',
+      message: 'the image has no /etc directory: a provider\'s init appends to /etc/hosts and rewrites /etc/resolv.conf, and fails to boot without it',
       fix: 'create /etc in the image (RUN mkdir -p /etc, or mkdir etc in the root directory)',
     });
   }

@@ -8,9 +8,10 @@ import { staticFindings, volumeOf } from '../../../src/diagnostics/static-findin
 import { elfMachine } from '../../../src/diagnostics/binary-architecture.js';
 import { buildImage } from '../../../src/image/build-image.js';
 import { inspectImage } from '../../../src/image/inspect-image.js';
+import { minimalRootfs, rawGvmi } from '../../helpers/raw-gvmi.js';
 
 const entry = (path: string, type: SquashfsEntry['type'] = 'file'): SquashfsEntry => ({ path, type, mode: '-rw-r--r--', uid: 0, gid: 0, size: 10 });
-const base = [entry('/etc', 'dir'), entry('/bin', 'dir'), entry('/bin/sh')];
+const base = [entry('/etc', 'dir'), entry('/proc', 'dir'), entry('/sys', 'dir'), entry('/bin', 'dir'), entry('/bin/sh')];
 
 describe('static findings', () => {
   it('a clean image has none', () => {
@@ -19,7 +20,9 @@ describe('static findings', () => {
 
   it.each([
     ['no-volumes', {}, base, 1e6],
-    ['no-etc', { Volumes: { '/o': {} } }, [entry('/bin/sh')], 1e6],
+    ['no-etc', { Volumes: { '/o': {} } }, [entry('/proc', 'dir'), entry('/sys', 'dir'), entry('/bin/sh')], 1e6],
+    ['no-proc-sys', { Volumes: { '/o': {} } }, [entry('/etc', 'dir'), entry('/sys', 'dir'), entry('/bin/sh')], 1e6],
+    ['no-proc-sys', { Volumes: { '/o': {} } }, [entry('/etc', 'dir'), entry('/proc', 'dir'), entry('/sys')], 1e6],
     ['user-dropped', { Volumes: { '/o': {} }, User: 'app' }, base, 1e6],
     ['entrypoint-ignored', { Volumes: { '/o': {} }, Entrypoint: ['/app'] }, base, 1e6],
     ['image-large', { Volumes: { '/o': {} } }, base, 2 * 1024 ** 3],
@@ -65,5 +68,17 @@ describe('static findings', () => {
     const f = inspection.findings.find((x) => x.code === 'non-amd64');
     expect(f?.paths).toEqual(['/bin/tool (arm64)']);
     expect(f?.fix).toMatch(/linux\/amd64/);
+  });
+
+  it('inspect flags an image without /proc or /sys (made without Docker); gvmi-test build adds both', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'gvmi-noproc-'));
+    const root = await minimalRootfs(join(dir, 'root'), ['etc']);
+    const raw = await rawGvmi(root, join(dir, 'raw.gvmi'), { volumes: ['/out'] });
+    const f = (await inspectImage(raw)).findings.find((x) => x.code === 'no-proc-sys');
+    expect(f).toMatchObject({ severity: 'error', paths: ['/proc', '/sys'] });
+    expect(f?.message).toMatch(/VM stops at boot/);
+    expect(f?.fix).toContain('mkdir -p /proc /sys');
+    await buildImage({ source: root, output: join(dir, 'built.gvmi'), volumes: ['/out'] });
+    expect((await inspectImage(join(dir, 'built.gvmi'))).findings.map((x) => x.code)).not.toContain('no-proc-sys');
   });
 });
