@@ -1,13 +1,13 @@
 /**
  * When the VM can't boot or dies, the error says why (and nothing is left running).
  */
-import { chmod, copyFile, mkdir, mkdtemp, readdir } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
-import { buildImage } from '../../src/image/build-image.js';
 import { startVm } from '../../src/index.js';
 import { failure } from '../helpers/failure.js';
+import { minimalRootfs, rawGvmi } from '../helpers/raw-gvmi.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -22,11 +22,10 @@ afterEach(() => {
 
 describe('boot failures name their cause', () => {
   it('an image without /etc fails as on a provider, and the error says to add /etc', async () => {
-    const rootfs = join(dir, 'no-etc');
-    await mkdir(join(rootfs, 'bin'), { recursive: true });
-    await copyFile('/bin/busybox', join(rootfs, 'bin/busybox'));
-    const image = join(dir, 'no-etc.gvmi');
-    await buildImage({ source: rootfs, output: image, volumes: ['/out'] });
+    // made without Docker's init layer (gvmi-test build would add /etc), with /proc and /sys, which
+    // a provider's init needs before it gets to /etc
+    const rootfs = await minimalRootfs(join(dir, 'no-etc'), ['proc', 'sys']);
+    const image = await rawGvmi(rootfs, join(dir, 'no-etc.gvmi'), { volumes: ['/out'] });
     const privateTmp = await mkdtemp(join(tmpdir(), 'gvmi-rollback-'));
     await chmod(privateTmp, 0o711);
     process.env['TMPDIR'] = privateTmp;
@@ -34,9 +33,10 @@ describe('boot failures name their cause', () => {
     // the failed start rolled back: QEMU gone, temporary directories removed
     expect(await readdir(privateTmp)).toEqual([]);
     expect(e.code).toBe('vm.boot-failed');
-    expect(e.details?.['initFailure']).toMatchObject({ step: 'resolv.conf', errno: 2 });
+    // upstream appends to /etc/hosts first (init.c setup_network), so that is where it stops
+    expect(e.details?.['initFailure']).toMatchObject({ step: 'hosts', errno: 2 });
     expect(e.hint).toMatch(/no \/etc directory/);
-    expect(String(e.details?.['consoleTail'])).toContain('GVMI-INIT-FATAL resolv.conf 2');
+    expect(String(e.details?.['consoleTail'])).toContain('GVMI-INIT-FATAL hosts 2');
   });
 
   it('a missing runtime says which make target builds it', async () => {
