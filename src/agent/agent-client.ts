@@ -11,6 +11,8 @@ import { describeErrno, errnoName } from './errno.js';
 import { MsgType, PROTO_EXTENSION_VERSION, RedirectKind, STATS_FIELDS, SubHello, SubInput, SubKill, SubMount, SubResize, SubResumed, SubRun, SubSignal, SubUsage } from './protocol.js';
 
 export interface RunProcessSpec {
+  /** The program (BIN); argv[0] when not given. */
+  bin?: string;
   argv: readonly string[];
   env: readonly string[];
   cwd?: string;
@@ -194,7 +196,7 @@ export class AgentClient extends EventEmitter<AgentEvents> {
   /** Starts a process; call claimProcess(id) once ready to receive its output and death. */
   async runProcess(spec: RunProcessSpec): Promise<bigint> {
     const reply = await this.request(MsgType.RUN_PROCESS, (w) => {
-      w.sub(SubRun.BIN).bytes(spec.argv[0] ?? '');
+      w.sub(SubRun.BIN).bytes(spec.bin ?? spec.argv[0] ?? '');
       w.sub(SubRun.ARG).array(spec.argv);
       w.sub(SubRun.ENV).array(spec.env);
       if (spec.cwd) w.sub(SubRun.CWD).bytes(spec.cwd);

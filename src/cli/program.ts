@@ -11,6 +11,7 @@ import { registerDoctor } from './commands/doctor.js';
 import { registerServe } from './commands/serve.js';
 import { registerExec } from './commands/exec.js';
 import { registerShell } from './commands/shell.js';
+import { registerStartEntrypoint } from './commands/start-entrypoint.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { processIo, writeLine, type CliIo } from './io.js';
 import { printable } from '../terminal-safe.js';
@@ -37,6 +38,7 @@ export function createProgram(io: CliIo): Command {
   registerServe(program, io);
   registerExec(program, io);
   registerShell(program, io);
+  registerStartEntrypoint(program, io);
   for (const command of program.commands) command.exitOverride();
   return program;
 }
