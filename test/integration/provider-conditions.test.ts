@@ -3,7 +3,7 @@
  * both provider runtimes gvmi-test reproduces: ya-runtime-vm 0.4.2 (the default) and 0.5.2.
  * Paths like init.c:N are upstream's runtime/init-container/src/init.c at v0.4.2 / v0.5.2.
  */
-import { chmod, mkdtemp, readFile, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -28,6 +28,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await vm?.stop();
   await vm05?.stop();
+  await rm(scratch, { recursive: true, force: true });
 });
 
 const profiles = () => [['0.4', vm], ['0.5', vm05]] as const;

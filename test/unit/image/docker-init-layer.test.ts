@@ -3,10 +3,10 @@
  * daemon/initlayer/setup_unix.go; reference §1), from a directory and from an archive alike.
  */
 import { execFileSync } from 'node:child_process';
-import { chmod, lstat, mkdir, mkdtemp, readFile, readlink, symlink, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, mkdtemp, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildImage } from '../../../src/image/build-image.js';
 import { DOCKER_INIT_LAYER } from '../../../src/image/docker-init-layer.js';
 import { listSquashfs, type SquashfsEntry } from '../../../src/image/squashfs-listing.js';
@@ -15,6 +15,9 @@ import { makeDockerSave, makeOciLayout } from '../../helpers/tar-builder.js';
 let dir: string;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'gvmi-initlayer-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
 });
 
 async function entries(image: string): Promise<Map<string, SquashfsEntry>> {

@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, writeFile, chmod } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile, chmod } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -72,13 +72,17 @@ describe('static findings', () => {
 
   it('inspect flags an image without /proc or /sys (made without Docker); gvmi-test build adds both', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'gvmi-noproc-'));
-    const root = await minimalRootfs(join(dir, 'root'), ['etc']);
-    const raw = await rawGvmi(root, join(dir, 'raw.gvmi'), { volumes: ['/out'] });
-    const f = (await inspectImage(raw)).findings.find((x) => x.code === 'no-proc-sys');
-    expect(f).toMatchObject({ severity: 'error', paths: ['/proc', '/sys'] });
-    expect(f?.message).toMatch(/VM stops at boot/);
-    expect(f?.fix).toContain('mkdir -p /proc /sys');
-    await buildImage({ source: root, output: join(dir, 'built.gvmi'), volumes: ['/out'] });
-    expect((await inspectImage(join(dir, 'built.gvmi'))).findings.map((x) => x.code)).not.toContain('no-proc-sys');
+    try {
+      const root = await minimalRootfs(join(dir, 'root'), ['etc']);
+      const raw = await rawGvmi(root, join(dir, 'raw.gvmi'), { volumes: ['/out'] });
+      const f = (await inspectImage(raw)).findings.find((x) => x.code === 'no-proc-sys');
+      expect(f).toMatchObject({ severity: 'error', paths: ['/proc', '/sys'] });
+      expect(f?.message).toMatch(/VM stops at boot/);
+      expect(f?.fix).toContain('mkdir -p /proc /sys');
+      await buildImage({ source: root, output: join(dir, 'built.gvmi'), volumes: ['/out'] });
+      expect((await inspectImage(join(dir, 'built.gvmi'))).findings.map((x) => x.code)).not.toContain('no-proc-sys');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
