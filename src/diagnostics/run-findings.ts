@@ -7,7 +7,7 @@ import type { UpperUsageEntry } from '../agent/agent-client.js';
 import type { RuntimeProfile } from '../vm/runtime-profile.js';
 import type { Finding } from './finding.js';
 
-/** ya-runtime-vm keeps 4 KiB cyclic buffers of stdout and stderr (yagna #2019, #3450). */
+/** The requestor's buffer per stream (golem's default RFD: PIPE_CYCLIC 4096; ya-runtime-vm lib.rs). */
 export const PROVIDER_OUTPUT_BUFFER = 4096;
 /** "Nearly full": what is left can't hold even a small file's worth of blocks. */
 const NEARLY_FULL_RATIO = 0.95;
@@ -65,7 +65,7 @@ export function outputSizeFinding(outcome: ExecOutcome, volumes: readonly string
   return {
     code: 'output-truncated-on-provider',
     severity: 'warning',
-    message: `the command wrote ${big.join(' and ')}; a provider keeps only the last ${PROVIDER_OUTPUT_BUFFER} bytes of each stream, so a requestor would see it truncated`,
+    message: `the command wrote ${big.join(' and ')}; a provider passes output through a ${PROVIDER_OUTPUT_BUFFER}-byte buffer per stream, read only while it has room, and when the process exits whatever is still in its pipe is dropped with it: a requestor may receive only the beginning (yagna #3450)`,
     fix: `write results to a file in a volume (e.g. ${target}/result.txt) and download it, and keep stdout for short status lines`,
     details: { stdoutBytes: outcome.stdoutBytes, stderrBytes: outcome.stderrBytes, limit: PROVIDER_OUTPUT_BUFFER },
   };
@@ -82,8 +82,15 @@ const NOT_FOUND = /\bnot found\b/i;
  * failure, or output saying `not found`, under 0.5 of an image with an Env gets this finding.
  * `imageEnv` is the image Env as KEY=VALUE entries (variables given per command are lost too).
  */
-export function envDroppedFinding(runtime: RuntimeProfile, imageEnv: readonly string[], outcome: Pick<ExecOutcome, 'exitCode' | 'stdout' | 'stderr'>): Finding | undefined {
+export function envDroppedFinding(
+  runtime: RuntimeProfile,
+  imageEnv: readonly string[],
+  outcome: Pick<ExecOutcome, 'exitCode' | 'stdout' | 'stderr'> & { execFailure?: object | null },
+): Finding | undefined {
   if (runtime !== '0.5' || imageEnv.length === 0) return undefined;
+  // A program that never started did not run into its environment (execve takes the path as
+  // given under both runtimes): exec-failed says what happened.
+  if (outcome.execFailure) return undefined;
   const failed = outcome.exitCode !== 0;
   if (!failed && !NOT_FOUND.test(outcome.stdout) && !NOT_FOUND.test(outcome.stderr)) return undefined;
   const names = imageEnv.map((e) => e.split('=', 1)[0]!);
