@@ -16,12 +16,12 @@ export interface RuntimeRun {
   signal: string | null;
   /**
    * What `run` exits with for this runtime alone: the command's status (128+N for signal N), or
-   * the status of the error that stopped it (127 not found, 124 timeout, …).
+   * the status of the error that stopped it (124 timeout, 70 the VM failed, …).
    */
   status: number;
   stdout: string;
   stderr: string;
-  /** Why the command did not run to its end (not found, timed out, the VM failed). */
+  /** Why the command did not run to its end (timed out, the VM failed, a transfer refused). */
   error?: { code: ErrorCode; message: string };
   findings: readonly Finding[];
 }

@@ -13,9 +13,7 @@ import { usageReport, type UsageReport } from '../../diagnostics/usage-report.js
 import { collect, parseKeyValue, parsePositiveInt } from '../options.js';
 import { guestArgv } from '../guest-command.js';
 import { printable } from '../../terminal-safe.js';
-import { envDroppedFinding } from '../../diagnostics/run-findings.js';
 import type { RuntimeRun } from '../../diagnostics/runtime-comparison.js';
-import type { Finding } from '../../diagnostics/finding.js';
 import type { RuntimeProfile } from '../../vm/runtime-profile.js';
 import { parseRuntimeChoice, singleRuntime } from '../runtime-option.js';
 import { RUNTIME_VERSION_ENV } from '../../vm/runtime-env.js';
@@ -176,7 +174,7 @@ export interface RunOutcome {
   run: RuntimeRun;
   /** The --json object of this run. */
   record: Record<string, unknown>;
-  /** The command did not run to its end (not found, timed out): `run` fails with it. */
+  /** The command did not run to its end (timed out): `run` fails with it. */
   failure?: GvmiTestError;
 }
 
@@ -215,19 +213,15 @@ export async function runUnder(plan: RunPlan, runtime: RuntimeProfile, label?: s
   const shadowing = vm.shadowingFinding();
   if (shadowing && warn) say(formatFinding(shadowing));
   const env = Object.fromEntries(flags.env.map((e) => parseKeyValue(e, '--env')));
-  let process;
-  try {
-    process = await vm.spawn(argv, {
-      env,
-      ...(flags.workdir ? { cwd: flags.workdir } : {}),
-      ...(timeoutMs ? { timeoutMs } : {}),
-      // Kept for --json, and under `all` to compare the runtimes' streams; else only streamed.
-      maxBuffer: json || label ? 64 * 1024 * 1024 : 0,
-    });
-  } catch (error) {
-    if (!(error instanceof GvmiTestError && error.code === 'exec.not-found')) throw error;
-    return notFound(vm, error, runtime, shadowing, warn ? say : undefined);
-  }
+  // A program that cannot start is not an error here: as on a provider it dies with status 9,
+  // and the exec-failed finding says why.
+  const process = await vm.spawn(argv, {
+    env,
+    ...(flags.workdir ? { cwd: flags.workdir } : {}),
+    ...(timeoutMs ? { timeoutMs } : {}),
+    // Kept for --json, and under `all` to compare the runtimes' streams; else only streamed.
+    maxBuffer: json || label ? 64 * 1024 * 1024 : 0,
+  });
   const prefixers: LinePrefixer[] = [];
   if (!json) {
     const forward = (stream: NodeJS.WritableStream) => {
@@ -287,25 +281,6 @@ export async function runUnder(plan: RunPlan, runtime: RuntimeProfile, label?: s
     },
     record,
     ...(failure ? { failure } : {}),
-  };
-}
-
-/**
- * The program is not in the image, or not where this runtime looks (0.5 gives it no PATH): the
- * image-env-dropped finding joins the error, printed and in its --json details.
- */
-function notFound(vm: StartedVm, error: GvmiTestError, runtime: RuntimeProfile, shadowing: Finding | undefined, say: ((line: string) => void) | undefined): RunOutcome {
-  const status = exitCodeFor(error.code);
-  const envFinding = envDroppedFinding(runtime, vm.info.metadata.env, { exitCode: status, stdout: '', stderr: error.message });
-  const findings = [...(shadowing ? [shadowing] : []), ...(envFinding ? [envFinding] : [])];
-  if (envFinding && say) say(formatFinding(envFinding));
-  const failure = envFinding
-    ? new GvmiTestError(error.code, error.message, { ...(error.hint ? { hint: error.hint } : {}), details: { ...error.details, runtimeVersion: runtime, findings }, cause: error })
-    : error;
-  return {
-    run: { runtimeVersion: runtime, exitCode: null, signal: null, status, stdout: '', stderr: '', error: { code: error.code, message: error.message }, findings },
-    record: { runtimeVersion: runtime, exitCode: null, signal: null, stdout: '', stderr: '', error: { code: error.code, message: error.message, hint: error.hint }, findings },
-    failure,
   };
 }
 

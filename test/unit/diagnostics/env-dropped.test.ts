@@ -27,6 +27,12 @@ describe('image-env-dropped', () => {
     expect(envDroppedFinding('0.5', ENV, ok)).toBeUndefined();
   });
 
+  it('not for a program that never started (exit 9 from execve): exec-failed explains that one', () => {
+    const execFailure = { step: 'execve', errno: 2, errnoName: 'ENOENT', cwd: '/' };
+    expect(envDroppedFinding('0.5', ENV, { exitCode: 9, stdout: '', stderr: '', execFailure })).toBeUndefined();
+    expect(envDroppedFinding('0.5', ENV, { exitCode: 9, stdout: '', stderr: '', execFailure: null })).toBeDefined();
+  });
+
   it('a signal counts as a failure', () => {
     expect(envDroppedFinding('0.5', ENV, { exitCode: null, stdout: '', stderr: '' })?.message).toMatch(/^the command failed \(killed by a signal\)/);
   });
