@@ -20,6 +20,7 @@ import { execFailureFinding, STEP_NAMES } from '../diagnostics/exec-failure.js';
 import { errnoName } from '../agent/errno.js';
 import { locateInVolumes } from './transfer.js';
 import { readHead } from './read-head.js';
+import { providerUser } from './provider-user.js';
 
 export interface ExecOptions {
   /** Added to (and overriding) the image's Env. */
@@ -186,8 +187,9 @@ export class StartedVm implements VmLike {
         cwd: options.cwd ?? this.info.metadata.workingDir,
         stdinPipe: options.stdin !== undefined,
         ...(options.pty ? { pty: options.pty } : {}),
-        ...(options.uid !== undefined ? { uid: options.uid } : {}),
-        ...(options.gid !== undefined ? { gid: options.gid } : {}),
+        // As a provider: every run as the image's numeric USER (uid:gid), else root.
+        uid: options.uid ?? providerUser(this.info.metadata.user).uid,
+        gid: options.gid ?? providerUser(this.info.metadata.user).gid,
       });
     } catch (error) {
       throw this.explainSpawnFailure(error, argv);

@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startVm, type StartedVm } from '../../src/index.js';
+import { buildImage } from '../../src/image/build-image.js';
+import { TINY_IMAGE_SETTINGS } from '../helpers/busybox-rootfs.js';
 import type { AgentClient } from '../../src/agent/agent-client.js';
 import { failure } from '../helpers/failure.js';
 import { minimalRootfs, rawGvmi } from '../helpers/raw-gvmi.js';
@@ -123,11 +125,48 @@ describe('running processes', () => {
     expect(r.stdout).toBe('12\n');
   });
 
-  it('a program missing from the image is exec.not-found', async () => {
-    await expect(vm.exec(['no-such-program'])).rejects.toMatchObject({ code: 'exec.not-found' });
+  it('a program a provider cannot start dies with 9 (all a requestor sees); execFailure and the finding say why', async () => {
+    const missing = await vm.exec(['/no/such-program']);
+    expect(missing.exitCode).toBe(9);
+    expect(missing.execFailure).toMatchObject({ step: 'execve', errnoName: 'ENOENT' });
+    expect((await vm.diagnose(missing))[0]).toMatchObject({ code: 'exec-failed' });
+    // No PATH search: a bare name fails although PATH=/bin holds it.
+    expect((await vm.exec(['true'])).execFailure).toMatchObject({ step: 'execve', errnoName: 'ENOENT' });
+    const noCwd = await vm.exec(['/bin/true'], { cwd: '/no/such/dir' });
+    expect(noCwd.exitCode).toBe(9);
+    expect(noCwd.execFailure).toMatchObject({ step: 'chdir', errnoName: 'ENOENT', cwd: '/no/such/dir' });
+    expect((await vm.diagnose(noCwd))[0]!.message).toContain('the working directory /no/such/dir does not exist');
   });
 
-  it('a timeout kills the whole process group and the VM stays usable', async () => {
+  it('a script whose #! interpreter is missing: the finding names the interpreter', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'gvmi-shebang-'));
+    await writeFile(join(dir, 'job.py'), '#!/usr/bin/python3\nprint(1)\n', { mode: 0o755 });
+    await vm.upload(join(dir, 'job.py'), '/golem/input/job.py');
+    const r = await vm.exec(['/golem/input/job.py']);
+    expect(r.exitCode).toBe(9);
+    expect((await vm.diagnose(r))[0]!.message).toContain('the interpreter its #! line names (/usr/bin/python3) is not in the image');
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('the image\'s numeric USER uid:gid is every process\'s, as on a provider (other forms run as root)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'gvmi-user-'));
+    try {
+      for (const [user, expected] of [['1234:5678', '1234\n5678\n'], ['1234', '0\n0\n'], ['app:app', '0\n0\n']] as const) {
+        const image = join(dir, `${user.replace(':', '-')}.gvmi`);
+        await buildImage({ source: inject('tinyRootfs'), output: image, ...TINY_IMAGE_SETTINGS, user });
+        const other = await startVm({ image });
+        try {
+          expect((await other.exec('id -u; id -g')).stdout, `USER ${user}`).toBe(expected);
+        } finally {
+          await other.stop();
+        }
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a timeout kills the command and every process it started (the SIGNAL extension), and the VM stays usable', async () => {
     await expect(vm.exec('sleep 100 & sleep 100; echo never', { timeoutMs: 1500 })).rejects.toMatchObject({ code: 'exec.timeout' });
     const left = await vm.exec('ps -o comm | grep -c sleep || true');
     expect(left.stdout.trim()).toBe('0');
