@@ -190,6 +190,7 @@ export async function startVm(options: StartVmOptions): Promise<StartedVm> {
       client, qemu: proc, logger, volumes: planned.mounts,
       info: { image: imagePath, metadata: image.metadata, accelerator, memoryMiB, cpus, bootMs: Math.round(performance.now() - started), consoleLog, shadowed: await shadowed, snapshot, runtimeVersion: spec.runtime },
       cleanup, keepVolumes,
+      ...(options.env ? { env: options.env } : {}),
     });
     vmRef = vm;
     void proc.exited.then(async (r) => {

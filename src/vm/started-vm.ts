@@ -91,6 +91,8 @@ export interface VmInternals {
   info: VmInfo;
   cleanup: (keepVolumes: boolean) => Promise<void>;
   keepVolumes: boolean;
+  /** startVm's `env`: added to the image Env for every process (a provider has no such thing). */
+  env?: Record<string, string>;
 }
 
 const DEFAULT_MAX_BUFFER = 64 * 1024 * 1024;
@@ -183,7 +185,7 @@ export class StartedVm implements VmLike {
       id = await client.runProcess({
         ...(options.bin !== undefined ? { bin: options.bin } : {}),
         argv,
-        env: mergeEnv(this.info.metadata.env, options.env),
+        env: mergeEnv(this.info.metadata.env, { ...this.internals.env, ...options.env }),
         cwd: options.cwd ?? this.info.metadata.workingDir,
         stdinPipe: options.stdin !== undefined,
         ...(options.pty ? { pty: options.pty } : {}),

@@ -74,6 +74,15 @@ describe('a provider VM seen from inside', () => {
     expect(r.stdout).toBe('/golem/work\nhello from the image\n/bin\n');
   });
 
+  it("startVm's env is added to the image Env of every process (0.4 applies it)", async () => {
+    const other = await startVm({ image: inject('tinyImage'), env: { EXTRA: 'from-startVm', GREETING: 'overridden' } });
+    try {
+      expect((await other.exec('echo "$EXTRA $GREETING"')).stdout).toBe('from-startVm overridden\n');
+    } finally {
+      await other.stop();
+    }
+  });
+
   it('per-run env and cwd override the image', async () => {
     const r = await vm.exec('pwd; echo "$GREETING"', { env: { GREETING: 'overridden' }, cwd: '/tmp' });
     expect(r.stdout).toBe('/tmp\noverridden\n');
