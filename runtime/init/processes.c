@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "boot.h"
+#include "dirpath.h"
 #include "process_tree.h"
 #include "spawn.h"
 
@@ -136,21 +137,6 @@ static char **array_strv(struct span_array arr) {
     return v;
 }
 
-static int make_dirs(const char *path, mode_t mode) {
-    char buf[4096];
-    size_t n = strlen(path);
-    if (n >= sizeof buf) return -ENAMETOOLONG;
-    memcpy(buf, path, n + 1);
-    for (char *s = buf + 1; *s; s++) {
-        if (*s != '/') continue;
-        *s = 0;
-        if (mkdir(buf, 0755) < 0 && errno != EEXIST) return -errno;
-        *s = '/';
-    }
-    if (mkdir(buf, mode) < 0 && errno != EEXIST) return -errno;
-    return 0;
-}
-
 /* Our side of fd `slot` for a new process; the child's side goes to child[slot]. */
 static int plumb(const struct request *req, int extensions, struct process *p, unsigned slot,
                  struct child_stdio *child) {
@@ -257,7 +243,8 @@ int64_t processes_spawn(const struct request *req, int extensions, struct spawn_
     if (req->cwd.len && !(cwd = span_strdup(req->cwd))) { result = -EINVAL; goto out; }
     char dir[64];
     snprintf(dir, sizeof dir, AGENT_FDS_DIR "/%" PRIu64, p->id);
-    int err = make_dirs(dir, 0700);
+    /* upstream create_process_fds_dir: mode 0700, no link followed in the image */
+    int err = dirpath_create(dir, 0700, NULL);
     if (err) { result = err; goto out; }
     if (req->pty && extensions) err = plumb_pty(req, p, &child);
     else for (unsigned slot = 0; slot < 3 && !err; slot++) err = plumb(req, extensions, p, slot, &child);

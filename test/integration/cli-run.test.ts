@@ -43,7 +43,7 @@ describe('gvmi-test run', () => {
     await writeFile(join(dir, 'numbers.txt'), '3\n1\n2\n');
     const out = join(dir, 'out');
     const r = await run(['run', inject('tinyImage'), '--input', 'numbers.txt', '--output', out, '--',
-      'sh', '-c', 'sort /golem/input/numbers.txt > /golem/output/sorted.txt']);
+      '/bin/sh', '-c', 'sort /golem/input/numbers.txt > /golem/output/sorted.txt']);
     expect(r.exitCode).toBe(0);
     expect(await readFile(join(out, 'golem/output/sorted.txt'), 'utf8')).toBe('1\n2\n3\n');
   });
@@ -70,9 +70,9 @@ describe('gvmi-test run', () => {
     expect(missing.exitCode).toBe(9);
     expect(missing.stderr).toContain('[exec-failed] /no/such-tool is not in the image');
     // One quoted word is a command line, run by /bin/sh -c as golem-js's run("…") does.
-    const line = await run(['run', inject('tinyImage'), '--quiet', '--', 'ls /golem']);
+    const line = await run(['run', inject('tinyImage'), '--quiet', '--', 'ls /golem/output; echo $PWD']);
     expect(line.exitCode).toBe(0);
-    expect(line.stdout).toBe('input\noutput\n');
+    expect(line.stdout).toBe('/golem/work');
   });
 
   it('--timeout kills the command and exits 124', async () => {

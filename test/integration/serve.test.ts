@@ -140,13 +140,13 @@ describe('gvmi-test serve', () => {
     const client = execa('node', ['--input-type=module', '-e', script], { reject: false, env: { GVMI_TEST_CONNECT: url } });
     await new Promise<void>((r) => client.stdout!.on('data', (d: Buffer) => { if (d.toString().includes('spawned')) r(); }));
     await using observer = await connectVm(url);
-    expect((await observer.exec('ps -o args | grep -c "^sleep 4321" || true')).stdout.trim()).toBe('1');
+    expect((await observer.exec('ps -o args | grep -c "^/bin/sleep 4321" || true')).stdout.trim()).toBe('1');
     client.kill('SIGKILL');
     await client;
     let left = '1';
     for (let i = 0; i < 50 && left !== '0'; i++) {
       await new Promise((r) => setTimeout(r, 100));
-      left = (await observer.exec('ps -o args | grep -c "^sleep 4321" || true')).stdout.trim();
+      left = (await observer.exec('ps -o args | grep -c "^/bin/sleep 4321" || true')).stdout.trim();
     }
     expect(left).toBe('0');
     expect(await observer.exec('echo vm alive')).toHaveStdout('vm alive');
