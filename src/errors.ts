@@ -36,7 +36,6 @@ export type ErrorCode =
   | 'agent.protocol'
   | 'agent.request-failed'
   | 'agent.timeout'
-  | 'exec.not-found'
   | 'exec.failed'
   | 'exec.timeout'
   | 'exec.aborted'

@@ -9,7 +9,6 @@ export const EXIT = {
   failure: 1,
   usage: 2,
   timeout: 124,
-  notFound: 127,
   image: 65, // EX_DATAERR: the input image/archive is bad
   setup: 69, // EX_UNAVAILABLE: QEMU, runtime, tools missing
   vm: 70, // EX_SOFTWARE: the VM crashed, failed to boot, or the agent misbehaved
@@ -20,7 +19,6 @@ export const EXIT = {
 export function exitCodeFor(code: ErrorCode): number {
   if (code === 'usage' || code === 'build.bad-option') return EXIT.usage;
   if (code === 'exec.timeout' || code === 'agent.timeout' || code === 'vm.boot-timeout') return EXIT.timeout;
-  if (code === 'exec.not-found') return EXIT.notFound;
   if (code === 'build.output-exists') return EXIT.cantCreate;
   if (code.startsWith('image.') || code.startsWith('build.')) return EXIT.image;
   if (code.startsWith('setup.')) return EXIT.setup;

@@ -46,11 +46,15 @@ export function staticFindings(metadata: ImageMetadata, entries: readonly Squash
     });
   }
   if (metadata.user !== '') {
-    const numeric = /^\d+(:\d+)?$/.test(metadata.user);
+    // ya-runtime-vm honours exactly `uid:gid` (deploy.rs parse_user), else runs as root; and
+    // gvmkit-build 0.3 drops USER when converting, so even that holds only for other converters.
+    const honoured = /^\s*\d+:\d+\s*$/.test(metadata.user);
     findings.push({
       code: 'user-dropped',
       severity: 'warning',
-      message: `USER ${JSON.stringify(metadata.user)} is ${numeric ? 'dropped by gvmkit-build 0.3' : 'not numeric, so providers run as root (0:0)'}; commands run as root`,
+      message: honoured
+        ? `USER ${JSON.stringify(metadata.user)}: providers run commands as ${metadata.user.trim()} (and so does gvmi-test), but gvmkit-build 0.3 drops USER, so an image it converted runs as root`
+        : `USER ${JSON.stringify(metadata.user)} is not numeric uid:gid, so providers run commands as root (0:0), and so does gvmi-test`,
       fix: 'do not rely on USER; switch users in your command if you must (e.g. su or setpriv)',
     });
   }

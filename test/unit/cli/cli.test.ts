@@ -66,7 +66,6 @@ describe('CLI, in process', () => {
   });
 
   it('maps every error family to its exit status', () => {
-    expect(exitCodeFor('exec.not-found')).toBe(127);
     expect(exitCodeFor('exec.timeout')).toBe(124);
     expect(exitCodeFor('setup.qemu-missing')).toBe(69);
     expect(exitCodeFor('vm.crashed')).toBe(70);

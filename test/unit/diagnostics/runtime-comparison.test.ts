@@ -89,6 +89,6 @@ describe('findingReason and describeOutcome', () => {
   it('outcomes', () => {
     expect(describeOutcome(run('0.4', { exitCode: 3 }))).toBe('exit 3');
     expect(describeOutcome(run('0.4', { exitCode: null, signal: 'SIGTERM', status: 143 }))).toBe('killed by SIGTERM');
-    expect(describeOutcome(run('0.4', { exitCode: null, status: 127, error: { code: 'exec.not-found', message: 'x' } }))).toBe('exec.not-found');
+    expect(describeOutcome(run('0.4', { exitCode: null, status: 127, error: { code: 'exec.failed', message: 'x' } }))).toBe('exec.failed');
   });
 });
