@@ -100,3 +100,52 @@ describe('RUN_PROCESS as upstream handles it', () => {
     }
   });
 });
+
+describe('more of upstream\'s RUN / QUERY / KILL semantics', () => {
+  it('K2: KILL_PROCESS kills that pid only: what it started lives on', async () => {
+    const p = await vm.spawn('/bin/sleep 4242 & wait');
+    await new Promise((r) => setTimeout(r, 300));
+    await client(vm).kill(p.id); // the upstream request, not gvmi-test's tree-wide SIGNAL
+    expect((await p.wait()).signal).toBe('SIGKILL');
+    expect((await vm.exec('ps -o args | grep -c "^/bin/sleep 4242"; true')).stdout).toBe('1\n');
+    await vm.exec('pkill -f "sleep 4242"; true');
+  });
+
+  it('QO1: QUERY_OUTPUT without an FD sub-message reads fd 1', async () => {
+    const id = await rawRun(vm, (w) => {
+      w.sub(SubRun.BIN).bytes('/bin/echo');
+      w.sub(SubRun.ARG).array(['echo', 'from fd 1']);
+      w.sub(SubRun.RFD).u32(1).u8(RedirectKind.PIPE_BLOCKING).u64(4096);
+    });
+    let data: Buffer = Buffer.alloc(0);
+    for (let i = 0; i < 50 && data.length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      const reply = await client(vm).request(MsgType.QUERY_OUTPUT, (w) => w.sub(1).u64(id).sub(4).u64(4096n), 'query without FD').catch(() => undefined);
+      if (reply?.type === 'ok-bytes') data = reply.data;
+    }
+    expect(data.toString()).toBe('from fd 1\n');
+  });
+
+  it('R10: a file that is not executable is EACCES at execve: exit 9, and the finding says so', async () => {
+    await vm.exec('printf "#!/bin/sh\\necho hi\\n" > /golem/output/plain.sh; chmod 644 /golem/output/plain.sh');
+    const r = await vm.exec(['/golem/output/plain.sh']);
+    expect(r.exitCode).toBe(9);
+    expect(r.execFailure).toMatchObject({ step: 'execve', errnoName: 'EACCES' });
+    expect((await vm.diagnose(r))[0]!.message).toContain('is not executable');
+  });
+
+  it('W11: an unknown redirect kind stops the VM without an answer, as upstream', async () => {
+    const own = await startVm({ image: inject('tinyImage') });
+    try {
+      const answer = await rawRun(own, (w) => {
+        w.sub(SubRun.BIN).bytes('/bin/true');
+        w.sub(SubRun.ARG).array(['true']);
+        w.sub(SubRun.RFD).u32(1).u8(77);
+      }).catch((e: unknown) => e);
+      expect(answer).toMatchObject({ code: 'vm.stopped-like-provider' });
+      expect((answer as Error).message).toContain('unknown redirect kind');
+    } finally {
+      await own.stop();
+    }
+  });
+});
