@@ -54,7 +54,7 @@ function explain(facts: ExecFailureFacts, program: string, errno: string): { mes
   if (errno === 'ENOENT' && !program.includes('/')) {
     return {
       message: `${program} is not a path: a provider passes the program to execve as given, with no PATH search`,
-      fix: `give the absolute path (e.g. /bin/${program} or /usr/bin/${program}), or run it through a shell: ['/bin/sh', '-c', '${program} …']`,
+      fix: `give the absolute path (e.g. /bin/${program} or /usr/bin/${program}), or run it through a shell (the CLI: quote the command as one word, '${program} …'; the library: a string command, or ['/bin/sh', '-c', '${program} …'])`,
     };
   }
   if (errno === 'ENOENT') {
