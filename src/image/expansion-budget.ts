@@ -16,6 +16,7 @@
 import { statfs } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
+import { formatBytes } from '../format-bytes.js';
 import { GvmiTestError } from '../errors.js';
 
 const MiB = 1024 * 1024;
@@ -47,15 +48,7 @@ export function parseMaxExpand(value: string | number): MaxExpand {
 }
 
 function size(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let value = n / 1024;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${value.toFixed(1)} ${units[unit]}`;
+  return formatBytes(n, 1);
 }
 
 interface Limit {

@@ -12,6 +12,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { AgentRequestError } from '../../src/agent/agent-client.js';
 import { startVm, type StartedVm } from '../../src/index.js';
+import { hasCommand } from '../helpers/has-command.js';
 
 let vm: StartedVm;
 beforeAll(async () => {
@@ -101,14 +102,7 @@ describe('a host speaking the protocol badly: the guest does what upstream\'s in
   });
 });
 
-const hasMuslGcc = (() => {
-  try {
-    execFileSync('musl-gcc', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
+const hasMuslGcc = hasCommand('musl-gcc');
 
 /**
  * Starts a VM in a child process, runs `guestSetup` (a module-scope snippet with `vm` in scope),

@@ -9,16 +9,10 @@ import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import { startVm, type StartedVm } from '../../src/index.js';
 import { failure } from '../helpers/failure.js';
+import { hasCommand } from '../helpers/has-command.js';
 
 const HEAVY = process.env['GVMI_TEST_HEAVY'] === '1';
-const hasMuslGcc = (() => {
-  try {
-    execFileSync('musl-gcc', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
+const hasMuslGcc = hasCommand('musl-gcc');
 
 function qemuPid(vm: StartedVm): number {
   return (vm as unknown as { internals: { qemu: { pid: number } } }).internals.qemu.pid;
