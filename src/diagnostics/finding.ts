@@ -15,7 +15,8 @@ export type FindingCode =
   | 'overlay-full'
   | 'output-truncated-on-provider'
   | 'image-env-dropped'
-  | 'exec-failed';
+  | 'exec-failed'
+  | 'volume-not-in-image';
 
 export interface Finding {
   code: FindingCode;

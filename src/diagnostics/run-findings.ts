@@ -1,17 +1,17 @@
 /**
- * Provider traps that show while a command runs: the 128 MB overlay filling up, output larger
+ * Provider traps that show while a command runs: the 128 MiB overlay filling up, output larger
  * than what a provider reliably delivers, a 0.5 runtime starting the command without the image
  * Env. Pure functions over what the VM reported.
  */
 import type { UpperUsageEntry } from '../agent/agent-client.js';
 import type { RuntimeProfile } from '../vm/runtime-profile.js';
 import type { Finding } from './finding.js';
+import { formatBytes } from '../format-bytes.js';
 
 /** The requestor's buffer per stream (golem's default RFD: PIPE_CYCLIC 4096; ya-runtime-vm lib.rs). */
 export const PROVIDER_OUTPUT_BUFFER = 4096;
 /** "Nearly full": what is left can't hold even a small file's worth of blocks. */
 const NEARLY_FULL_RATIO = 0.95;
-const MIB = 1024 * 1024;
 
 export interface ExecOutcome {
   exitCode: number | null;
@@ -40,17 +40,16 @@ export function overlaySuspect(outcome: ExecOutcome, overlay: OverlayState): boo
 }
 
 export function overlayFullFinding(overlay: OverlayState, largest: readonly UpperUsageEntry[], volumes: readonly string[]): Finding {
-  const totalMb = Math.round(overlay.totalBytes / MIB);
-  const usedMb = (overlay.usedBytes / MIB).toFixed(1);
   const target = volumes.find((v) => /output/.test(v)) ?? volumes[0];
   return {
     code: 'overlay-full',
     severity: 'error',
-    message: `out of space: / is a ${totalMb} MB RAM overlay on a provider; ${usedMb} MB were written outside volumes`,
+    message: `out of space: / is a ${formatBytes(overlay.totalBytes)} RAM overlay on a provider; ${formatBytes(overlay.usedBytes, 1)} were written outside volumes`,
     fix: target
       ? `write large files to a VOLUME such as ${target} (it is a host directory, not RAM), or include static files in the image instead of creating them at run time`
       : 'declare a VOLUME (e.g. /golem/output) and write large files there, or include static files in the image instead of creating them at run time',
-    paths: largest.map((e) => `${e.path} (${(e.bytes / MIB).toFixed(1)} MB)`),
+    // Empty files took no space: listing them as "(0 B)" only hides the ones that did.
+    paths: largest.filter((e) => e.bytes > 0).map((e) => `${e.path} (${formatBytes(e.bytes)})`),
     details: { overlayTotalBytes: overlay.totalBytes, overlayUsedBytes: overlay.usedBytes, largest },
   };
 }
@@ -127,6 +126,26 @@ export async function diagnoseResult(vm: DiagnosableVm, result: ExecOutcome, run
   const env = envDroppedFinding(vm.info.runtimeVersion, vm.info.metadata.env, result);
   if (env) findings.push(env);
   return findings;
+}
+
+/**
+ * Volumes bound at a path the image does not declare as a VOLUME (`--volume /data=DIR`,
+ * `startVm({ volumes })`): a provider mounts exactly the image's volumes, so there the path is a
+ * plain directory of the image (or nothing), in the RAM overlay, and no file can be sent to it or
+ * fetched from it.
+ */
+export function extraVolumeFinding(mounted: readonly string[], imageVolumes: readonly string[]): Finding | undefined {
+  const extra = mounted.filter((v) => !imageVolumes.includes(v));
+  if (extra.length === 0) return undefined;
+  return {
+    code: 'volume-not-in-image',
+    severity: 'warning',
+    message: `${extra.length} volume(s) mounted where the image declares no VOLUME: a provider mounts only the image's volumes, so there such a path is an ordinary directory in the RAM overlay, and a requestor can neither send files to it nor fetch them`,
+    fix: imageVolumes.length > 0
+      ? `bind one of the image's volumes instead (--volume ${imageVolumes[0]}=DIR; the image has ${imageVolumes.join(', ')}), or add VOLUME ${extra.join(' ')} to the image`
+      : `add VOLUME ${extra.join(' ')} to the image (gvmi-test build --volume ${extra[0]})`,
+    paths: extra,
+  };
 }
 
 export function shadowingFinding(shadowed: readonly string[]): Finding | undefined {

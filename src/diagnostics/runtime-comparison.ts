@@ -8,6 +8,7 @@
 import type { ErrorCode } from '../errors.js';
 import type { RuntimeProfile } from '../vm/runtime-profile.js';
 import type { Finding, FindingCode } from './finding.js';
+import { formatBytes } from '../format-bytes.js';
 
 export interface RuntimeRun {
   runtimeVersion: RuntimeProfile;
@@ -68,7 +69,7 @@ export function findingReason(finding: Finding, runtime: RuntimeProfile): string
   }
   if (finding.code === 'overlay-full') {
     const total = finding.details?.['overlayTotalBytes'];
-    const size = typeof total === 'number' ? `${Math.round(total / 1048576)} MB ` : '';
+    const size = typeof total === 'number' ? `${formatBytes(total)} ` : '';
     return `the ${size}overlay filled up under ${runtime} (files written outside volumes)`;
   }
   return finding.message;

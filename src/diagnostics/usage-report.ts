@@ -5,7 +5,8 @@ import type { StartedVm } from '../vm/started-vm.js';
 export interface UsageReport {
   overlay: { totalBytes: number; usedBytes: number };
   largestOutsideVolumes: { path: string; bytes: number }[];
-  volumes: { guestPath: string; hostPath: string; bytes: number; files: number }[];
+  /** `removedAtExit`: a temporary directory gvmi-test made, deleted when the VM stops (not kept). */
+  volumes: { guestPath: string; hostPath: string; removedAtExit: boolean; bytes: number; files: number }[];
 }
 
 /** Bytes and files below a volume directory; the guest may be swapping entries for links meanwhile, so nothing is followed. */
@@ -41,11 +42,20 @@ async function volumeUsage(hostPath: string): Promise<{ bytes: number; files: nu
   }
 }
 
-export async function usageReport(vm: StartedVm): Promise<UsageReport> {
+/**
+ * `keep`: the VM keeps its temporary volume directories (--keep); otherwise they are gone by the
+ * time anyone reads the report. Empty files are not where the bytes went: left out.
+ */
+export async function usageReport(vm: StartedVm, { keep = false }: { keep?: boolean } = {}): Promise<UsageReport> {
   const stats = await vm.stats();
   return {
     overlay: { totalBytes: stats.overlay.totalBytes, usedBytes: stats.overlay.usedBytes },
-    largestOutsideVolumes: await vm.overlayUsage(5),
-    volumes: await Promise.all(vm.volumes.map(async (v) => ({ guestPath: v.guestPath, hostPath: v.hostPath, ...(await volumeUsage(v.hostPath)) }))),
+    largestOutsideVolumes: (await vm.overlayUsage(5)).filter((f) => f.bytes > 0),
+    volumes: await Promise.all(vm.volumes.map(async (v) => ({
+      guestPath: v.guestPath,
+      hostPath: v.hostPath,
+      removedAtExit: v.temporary && !keep,
+      ...(await volumeUsage(v.hostPath)),
+    }))),
   };
 }

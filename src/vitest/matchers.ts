@@ -9,6 +9,7 @@ import type { VmLike } from '../vm/vm-like.js';
 import { formatFinding } from '../diagnostics/finding.js';
 import { mentionsEnospc } from '../diagnostics/run-findings.js';
 import { printable, printableBlock } from '../terminal-safe.js';
+import { formatBytes } from '../format-bytes.js';
 
 const MAX_STREAM_CHARS = 1500;
 
@@ -50,8 +51,8 @@ async function describeVm(vm: VmLike | undefined): Promise<string> {
   const lines: string[] = [];
   try {
     const s = await vm.stats();
-    lines.push(`  overlay: ${(s.overlay.usedBytes / 1048576).toFixed(1)} MB of ${(s.overlay.totalBytes / 1048576).toFixed(0)} MB used outside volumes`);
-    for (const f of await vm.overlayUsage(5)) lines.push(`           ${(f.bytes / 1048576).toFixed(1).padStart(6)} MB  ${printable(f.path)}`);
+    lines.push(`  overlay: ${formatBytes(s.overlay.usedBytes, 1)} of ${formatBytes(s.overlay.totalBytes)} used outside volumes`);
+    for (const f of (await vm.overlayUsage(5)).filter((e) => e.bytes > 0)) lines.push(`           ${formatBytes(f.bytes).padStart(9)}  ${printable(f.path)}`);
   } catch (e) {
     lines.push(`  overlay: unavailable (${printable((e as Error).message)})`);
   }

@@ -1,7 +1,8 @@
 /**
  * `gvmi-test run` as a user runs it: the built CLI in a child process, real exit statuses.
  */
-import { chmod, mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmod, mkdir, mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
@@ -14,8 +15,12 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'gvmi-cli-'));
 });
 
-function run(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}) {
-  return execa('node', [cli, ...args], { reject: false, cwd: options.cwd ?? dir, ...(options.env ? { env: options.env } : {}) });
+function run(args: string[], options: { cwd?: string; env?: Record<string, string>; input?: string | Buffer } = {}) {
+  return execa('node', [cli, ...args], {
+    reject: false, cwd: options.cwd ?? dir,
+    ...(options.env ? { env: options.env } : {}),
+    ...(options.input !== undefined ? { input: options.input } : {}),
+  });
 }
 
 describe('gvmi-test run', () => {
@@ -37,6 +42,81 @@ describe('gvmi-test run', () => {
     expect(r.exitCode).toBe(0);
     expect(r.stdout).toBe('running /golem/input/script.sh with 2 args: one two words');
     expect(r.stderr).not.toContain('error');
+    // gvmi-test says that a host file went in, and where
+    expect(r.stderr).toContain('gvmi-test: uploaded ./script.sh → /golem/input/script.sh');
+  });
+
+  it('--script uploads a host file named by any path; an absolute command path is the image\'s', async () => {
+    await writeFile(join(dir, 'job.sh'), 'echo "job got $# args: $*"\n'); // no #!: run by /bin/sh
+    const r = await run(['run', inject('tinyImage'), '--script', join(dir, 'job.sh'), '--', 'a', 'b']);
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toBe('job got 2 args: a b');
+    expect(r.stderr).toContain(`gvmi-test: uploaded ${join(dir, 'job.sh')} → /golem/input/job.sh`);
+    // /bin/sh exists on this host too: it is the image's (busybox) that runs, nothing is uploaded
+    const image = await run(['run', inject('tinyImage'), '--', '/bin/sh', '-c', 'readlink /bin/sh; ls /golem/input']);
+    expect(image.exitCode).toBe(0);
+    expect(image.stdout).toBe('busybox');
+    expect(image.stderr).not.toContain('uploaded');
+    const missing = await run(['run', inject('tinyImage'), '--script', join(dir, 'no-such.sh')]);
+    expect(missing.exitCode).toBe(2);
+    expect(missing.stderr).toContain('[usage]');
+  });
+
+  it('--volume at a path the image does not declare as a VOLUME: a warning (no provider mounts it), in --json too', async () => {
+    const data = join(dir, 'data');
+    await mkdir(data, { recursive: true });
+    await chmod(dir, 0o711); // QEMU may run unprivileged and must reach the directory
+    const r = await run(['run', inject('tinyImage'), '--volume', `/data=${data}`, '--', '/bin/sh', '-c', 'echo x > /data/f']);
+    expect(r.exitCode).toBe(0);
+    expect(r.stderr).toMatch(/^gvmi-test: warning \[volume-not-in-image\] 1 volume\(s\) mounted where the image declares no VOLUME/m);
+    expect(r.stderr).toMatch(/^ {4}\/data$/m);
+    expect(r.stderr).toContain('fix: bind one of the image\'s volumes instead (--volume /golem/input=DIR');
+    const j = await run(['run', inject('tinyImage'), '--json', '--volume', `/data=${data}`, '--', '/bin/true']);
+    expect((JSON.parse(j.stdout) as { findings: { code: string }[] }).findings.map((f) => f.code)).toContain('volume-not-in-image');
+    // an image volume bound to the user's directory is what a provider does: no warning
+    const own = await run(['run', inject('tinyImage'), '--volume', `/golem/output=${data}`, '--', '/bin/true']);
+    expect(own.stderr).not.toContain('volume-not-in-image');
+  });
+
+  it('a piped stdin is the command\'s stdin, every byte of it; --no-stdin gives it none', async () => {
+    const hi = await run(['run', inject('tinyImage'), '--quiet', '--', '/bin/cat'], { input: 'hi\n' });
+    expect(hi.exitCode).toBe(0);
+    expect(hi.stdout).toBe('hi');
+    const data = randomBytes(1536 * 1024);
+    const big = await run(['run', inject('tinyImage'), '--quiet', '--', '/bin/sh', '-c', 'cat | md5sum'], { input: data });
+    expect(big.exitCode).toBe(0);
+    expect(big.stdout.split(' ')[0]).toBe(createHash('md5').update(data).digest('hex'));
+    const none = await run(['run', inject('tinyImage'), '--quiet', '--no-stdin', '--', '/bin/sh', '-c', 'cat; echo end'], { input: 'hi\n' });
+    expect(none.stdout).toBe('end');
+  });
+
+  it("options after the command's first word are the command's, without --", async () => {
+    const r = await run(['run', inject('tinyImage'), '--quiet', '/bin/echo', '--timeout', '5', '--json']);
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toBe('--timeout 5 --json');
+    expect(r.stderr).toBe('');
+  });
+
+  it('--input HOST:DIR/ puts the file into that directory, under its own name', async () => {
+    await writeFile(join(dir, 'into.txt'), 'into the directory\n');
+    const r = await run(['run', inject('tinyImage'), '--quiet', '--input', 'into.txt:/golem/input/', '--input', 'into.txt:/golem/output/sub/', '--',
+      '/bin/sh', '-c', 'cat /golem/input/into.txt /golem/output/sub/into.txt']);
+    expect(r.stderr).toBe('');
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toBe('into the directory\ninto the directory');
+  });
+
+  it('--report: binary units, no empty files, no path of a directory already removed; an input replacing a shadowed file is not reported', async () => {
+    await writeFile(join(dir, 'baked.txt'), 'supplied by the run\n');
+    const r = await run(['run', inject('tinyImage'), '--report', '--input', 'baked.txt', '--', '/bin/sh', '-c', 'touch /empty-file; cat /golem/input/baked.txt']);
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toBe('supplied by the run');
+    expect(r.stderr).toMatch(/^gvmi-test: overlay \(RAM, outside volumes\): .* of 128 MiB used/m);
+    expect(r.stderr).not.toContain('/empty-file');
+    expect(r.stderr).toMatch(/^gvmi-test: volume \/golem\/input: .* in 1 file\(s\) \(a temporary host directory, removed at exit; --keep keeps it\)$/m);
+    expect(r.stderr).not.toContain('gvmi-vol-');
+    // the run itself supplied /golem/input/baked.txt: the image's copy is not missed
+    expect(r.stderr).not.toContain('shadowed-files');
   });
 
   it('--input and --output round-trip files through volumes', async () => {
@@ -78,6 +158,14 @@ describe('gvmi-test run', () => {
   it('--timeout kills the command and exits 124', async () => {
     const r = await run(['run', inject('tinyImage'), '--timeout', '2', '--', '/bin/sleep', '30']);
     expect(r.exitCode).toBe(124);
+    expect(r.stderr).toContain('[exec.timeout]');
+  });
+
+  it('--json after a timeout: the output so far and timedOut, exit 124', async () => {
+    const r = await run(['run', inject('tinyImage'), '--json', '--timeout', '2', '--', '/bin/sh', '-c', 'echo before; echo err >&2; sleep 30']);
+    expect(r.exitCode).toBe(124);
+    const result = JSON.parse(r.stdout) as Record<string, unknown>;
+    expect(result).toMatchObject({ timedOut: true, stdout: 'before\n', stderr: 'err\n', signal: 'SIGKILL', error: { code: 'exec.timeout' } });
     expect(r.stderr).toContain('[exec.timeout]');
   });
 

@@ -20,8 +20,8 @@ describe('run-time findings', () => {
     const findings = await vm.diagnose(r);
     const f = findings.find((x) => x.code === 'overlay-full');
     expect(f, JSON.stringify(findings)).toBeDefined();
-    expect(f!.message).toMatch(/\/ is a 128 MB RAM overlay on a provider; \d+\.\d MB were written outside volumes/);
-    expect(f!.paths?.[0]).toMatch(/^\/data\/huge\.bin \(\d+\.\d MB\)$/);
+    expect(f!.message).toMatch(/\/ is a 128 MiB RAM overlay on a provider; \d+\.\d MiB were written outside volumes/);
+    expect(f!.paths?.[0]).toMatch(/^\/data\/huge\.bin \(\d+(\.\d)? MiB\)$/);
     expect(f!.fix).toContain('/golem/output');
     await vm.exec('rm -rf /data');
   });

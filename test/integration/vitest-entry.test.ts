@@ -50,7 +50,7 @@ describe('a broken assertion in a scratch copy of examples/hello', () => {
     expect(out).toContain('expected the command to fail with ENOSPC (no space left on device), but it ended with exit 0');
     expect(out).toContain('command: /bin/sh -c "dd if=/dev/zero of=/tmp-big bs=1M count=20"');
     expect(out).toMatch(/stderr: {2}20\+0 records in/);
-    expect(out).toMatch(/overlay: \d+\.\d MB of 128 MB used outside volumes/);
+    expect(out).toMatch(/overlay: \d+\.\d MiB of 128 MiB used outside volumes/);
     expect(out).toMatch(/\/tmp-big/);
     expect(out).toContain('console (last lines):');
   }, 180_000);

@@ -1,17 +1,18 @@
-import { chmod, open, stat } from 'node:fs/promises';
-import { basename, isAbsolute, join, resolve } from 'node:path';
+import { chmod, lstat, open, stat } from 'node:fs/promises';
+import { basename, isAbsolute, join, posix, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { GvmiTestError } from '../../errors.js';
 import { parseAcceleratorChoice } from '../../qemu/accelerator.js';
-import { signalNumber } from '../../vm/guest-process.js';
+import { signalNumber, type GuestProcess } from '../../vm/guest-process.js';
 import type { StartedVm } from '../../vm/started-vm.js';
-import { ExitStatus } from '../program.js';
+import { ExitStatus, reportError } from '../program.js';
 import { exitCodeFor } from '../exit-codes.js';
 import { formatBytes, writeLine, type CliIo } from '../io.js';
-import { formatFinding } from '../../diagnostics/finding.js';
+import { formatFinding, type Finding } from '../../diagnostics/finding.js';
+import { extraVolumeFinding, shadowingFinding } from '../../diagnostics/run-findings.js';
 import { usageReport, type UsageReport } from '../../diagnostics/usage-report.js';
 import { collect, parseKeyValue, parsePositiveInt } from '../options.js';
-import { guestArgv } from '../guest-command.js';
+import { guestArgv, optionsEndAtGuestCommand } from '../guest-command.js';
 import { printable } from '../../terminal-safe.js';
 import type { RuntimeRun } from '../../diagnostics/runtime-comparison.js';
 import type { RuntimeProfile } from '../../vm/runtime-profile.js';
@@ -39,6 +40,9 @@ export interface RunFlags extends VmFlags {
   json?: boolean;
   report?: boolean;
   quiet?: boolean;
+  script?: string;
+  /** false with --no-stdin */
+  stdin: boolean;
 }
 
 /**
@@ -94,15 +98,22 @@ export async function startVmFromFlags(image: string, flags: VmFlags, runtimeVer
 }
 
 /**
- * A host file given as the command: `run image.gvmi -- ./script.sh args`. An absolute path is the
- * image's: a provider runs the program as given, with no PATH search, so `/bin/sh` is how a
- * requestor names the guest's shell — and every host has a /bin/sh of its own.
+ * A host file given as the command: `run image.gvmi -- ./script.sh args`, or `--script PATH`
+ * (any path, absolute too). Without --script, an absolute path is the image's: a provider runs
+ * the program as given, with no PATH search, so `/bin/sh` is how a requestor names the guest's
+ * shell — and every host has a /bin/sh of its own.
  */
 async function hostScript(word: string): Promise<string | undefined> {
   if (!word.includes('/') && !word.includes('.')) return undefined; // `ls`, `sh`: guest programs
   if (isAbsolute(word)) return undefined;
   const st = await stat(word).catch(() => undefined);
   return st?.isFile() ? resolve(word) : undefined;
+}
+
+async function forcedScript(path: string): Promise<string> {
+  const st = await stat(path).catch(() => undefined);
+  if (!st?.isFile()) throw new GvmiTestError('usage', `--script ${path}: ${st ? 'not a regular file' : 'no such file'} on this host`);
+  return resolve(path);
 }
 
 async function startsWithShebang(path: string): Promise<boolean> {
@@ -116,47 +127,145 @@ async function startsWithShebang(path: string): Promise<boolean> {
   }
 }
 
-function parseInput(spec: string, defaultVolume: string | undefined): { host: string; guest: string } {
+/**
+ * `--input HOST[:GUEST]`. Without GUEST the file goes into the default (first) volume; a GUEST
+ * ending in `/` is a directory to put it into, under its own name, as with `cp x dir/`.
+ */
+export function parseInput(spec: string, defaultVolume: string | undefined): { host: string; guest: string } {
   const colon = spec.indexOf(':');
   const host = colon >= 0 ? spec.slice(0, colon) : spec;
   let guest = colon >= 0 ? spec.slice(colon + 1) : undefined;
   if (guest === undefined) {
-    if (!defaultVolume) throw new GvmiTestError('transfer.not-in-volume', `--input ${spec}: the image has no volume to put it in`, { hint: 'add a VOLUME to the image, or --volume GUEST=HOSTDIR' });
+    if (!defaultVolume) {
+      throw new GvmiTestError('transfer.not-in-volume', `--input ${spec}: the image has no volume to put it in`, {
+        hint: 'a requestor can only send files into volumes: add a VOLUME to the image (e.g. VOLUME /golem/input)',
+      });
+    }
     guest = `${defaultVolume}/${basename(host)}`;
+  } else if (guest.endsWith('/')) {
+    guest = `${guest}${basename(resolve(host))}`;
   }
   return { host: resolve(host), guest };
 }
 
+/** The run's own inputs replace these shadowed files: the image's copy is not what the command misses. */
+async function replacedByInputs(vm: StartedVm, shadowed: readonly string[], uploaded: readonly string[]): Promise<Set<string>> {
+  const replaced = new Set<string>();
+  const targets = uploaded.map((g) => posix.normalize(g).replace(/\/+$/, ''));
+  for (const path of shadowed) {
+    if (!targets.some((t) => path === t || path.startsWith(`${t}/`))) continue;
+    const mount = vm.volumes.find((v) => path.startsWith(`${v.guestPath}/`));
+    if (!mount) continue;
+    if (await lstat(join(mount.hostPath, path.slice(mount.guestPath.length + 1))).then(() => true, () => false)) replaced.add(path);
+  }
+  return replaced;
+}
+
 export function registerRun(program: Command, io: CliIo): void {
-  addVmOptions(program
+  const run = addVmOptions(program
     .command('run')
     .description('run a command in the image as a requestor would, and exit with its status')
     .argument('<image>', 'the .gvmi file')
-    .argument('<command...>', 'after --: the command, or a host script to upload and run')
-    .option('--input <HOSTPATH[:GUESTPATH]>', 'copy a host file into a volume first (default: the first volume) (repeatable)', collect, [])
+    .argument('[command...]', 'the command (`--` before it is optional: every word from its first on is the command\'s), or a host script to upload and run')
+    .option('--input <HOSTPATH[:GUESTPATH]>', 'copy a host file into a volume first (default: the first volume; GUESTPATH ending in / is a directory to put it in) (repeatable)', collect, [])
+    .option('--script <HOSTPATH>', 'upload this host file into the first volume and run it (the command words are its arguments); without it only a relative path to a host file is uploaded, and an absolute path is the image\'s')
     .option('--output <HOSTDIR>', 'after the run, copy every volume to HOSTDIR/<volume path> (under --runtime-version all: HOSTDIR/<runtime>/<volume path>)')
     .option('--timeout <seconds>', 'kill the command (and fail) after this long')
+    .option('--no-stdin', 'do not forward a piped stdin to the command (the command gets an empty stdin, as on a provider)')
     .option('--report', 'after the run, print overlay and volume usage')
     .option('-q, --quiet', "print only the command's own output (no gvmi-test warnings)")
-    .option('--json', 'print one JSON result object instead of streaming output'), { compare: true })
-    .action(async (image: string, command: string[], flags: RunFlags) => {
-      // Checked before anything boots: a typo fails at once.
-      const choice = parseRuntimeChoice(flags.runtimeVersion);
-      const plan: RunPlan = {
-        image, command, flags, io,
-        timeoutMs: flags.timeout ? parsePositiveInt(flags.timeout, '--timeout') * 1000 : undefined,
-        script: command[0] ? await hostScript(command[0]) : undefined,
-      };
-      if (choice.kind === 'all') {
-        const { runEveryRuntime } = await import('../run-every-runtime.js');
-        await runEveryRuntime(plan, choice.profiles);
+    .option('--json', 'print one JSON result object instead of streaming output'), { compare: true });
+  // `run img /bin/echo --timeout 5`: the options after the command's first word are the command's.
+  optionsEndAtGuestCommand(run, 1);
+  run.action(async (image: string, command: string[], flags: RunFlags) => {
+    // Checked before anything boots: a typo fails at once.
+    const choice = parseRuntimeChoice(flags.runtimeVersion);
+    if (command.length === 0 && !flags.script) {
+      throw new GvmiTestError('usage', 'run: no command given', { hint: 'gvmi-test run IMAGE -- /bin/ls -l /   (or --script ./job.sh)' });
+    }
+    const plan: RunPlan = {
+      image, command, flags, io,
+      timeoutMs: flags.timeout ? parsePositiveInt(flags.timeout, '--timeout') * 1000 : undefined,
+      script: flags.script !== undefined ? await forcedScript(flags.script) : command[0] ? await hostScript(command[0]) : undefined,
+      // As `docker run -i`: a pipe or a file is the command's stdin; a terminal is not read.
+      stdin: flags.stdin !== false && !io.stdin.isTTY ? new StdinFeed(io.stdin, choice.kind === 'all') : undefined,
+    };
+    if (choice.kind === 'all') {
+      const { runEveryRuntime } = await import('../run-every-runtime.js');
+      await runEveryRuntime(plan, choice.profiles);
+      return;
+    }
+    const outcome = await runUnder(plan, choice.profile);
+    if (flags.json) writeLine(io.stdout, JSON.stringify(outcome.record));
+    if (outcome.failure) {
+      if (!flags.json) throw outcome.failure;
+      // The record above has what the command printed before it was killed; the error line
+      // still goes to stderr, and the status is the error's.
+      throw new ExitStatus(reportError(outcome.failure, io));
+    }
+    if (outcome.run.status !== 0) throw new ExitStatus(outcome.run.status);
+  });
+}
+
+/**
+ * The CLI's stdin given to the guest command, chunk by chunk: the next chunk is read only once
+ * the guest took the last (back-pressure). `replay` (run --runtime-version all): what one run
+ * read is kept and given again to the next, so each runtime gets the same input, and the
+ * stream itself is read only as far as some run asked.
+ */
+export class StdinFeed {
+  private readonly seen: Buffer[] = [];
+  private ended = false;
+
+  constructor(private readonly stdin: NodeJS.ReadableStream, private readonly replay: boolean) {}
+
+  /** Feeds `process` until stdin ends (then its stdin is closed) or stop() is called. */
+  start(process: GuestProcess): { stop: () => void } {
+    let stopped = false;
+    let detach = (): void => {};
+    const stop = (): void => {
+      stopped = true;
+      detach();
+    };
+    // The process may end before it reads everything: a refused write just ends the feeding.
+    const pump = async (): Promise<void> => {
+      for (const chunk of [...this.seen]) {
+        if (stopped) return;
+        await process.write(chunk);
+      }
+      if (stopped) return;
+      if (this.ended) {
+        await process.end();
         return;
       }
-      const outcome = await runUnder(plan, choice.profile);
-      if (outcome.failure) throw outcome.failure;
-      if (flags.json) writeLine(io.stdout, JSON.stringify(outcome.record));
-      if (outcome.run.status !== 0) throw new ExitStatus(outcome.run.status);
-    });
+      await new Promise<void>((done, fail) => {
+        const onData = (chunk: Buffer | string): void => {
+          const data = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+          if (this.replay) this.seen.push(data);
+          this.stdin.pause();
+          process.write(data).then(() => { if (!stopped) this.stdin.resume(); }, fail);
+        };
+        const onEnd = (): void => {
+          this.ended = true;
+          detach();
+          process.end().then(done, fail);
+        };
+        detach = (): void => {
+          this.stdin.off('data', onData);
+          this.stdin.off('end', onEnd);
+          this.stdin.off('error', fail);
+          this.stdin.pause(); // nothing reads it now: it no longer holds the program open
+          done();
+        };
+        this.stdin.on('data', onData);
+        this.stdin.once('end', onEnd);
+        this.stdin.once('error', fail);
+        this.stdin.resume();
+      });
+    };
+    pump().catch(stop);
+    return { stop };
+  }
 }
 
 /** One `run` invocation: what to run, and how to show it. */
@@ -166,8 +275,10 @@ export interface RunPlan {
   flags: RunFlags;
   io: CliIo;
   timeoutMs: number | undefined;
-  /** The command's first word when it is a host file to upload and run. */
+  /** The host file to upload and run: --script, or the command's first word when it is a host file. */
   script: string | undefined;
+  /** The CLI's stdin, when it is forwarded to the command. */
+  stdin: StdinFeed | undefined;
 }
 
 export interface RunOutcome {
@@ -190,27 +301,42 @@ export async function runUnder(plan: RunPlan, runtime: RuntimeProfile, label?: s
   const tag = label ? `[${label}] ` : '';
   const say = (line: string): void => writeLine(io.stderr, `gvmi-test: ${tag}${line}`);
   await using vm = await startVmFromFlags(plan.image, flags, runtime);
-  const firstVolume = vm.volumes.find((v) => vm.info.metadata.volumes.includes(v.guestPath))?.guestPath ?? vm.volumes[0]?.guestPath;
+  const imageVolumes = vm.info.metadata.volumes;
+  const firstVolume = vm.volumes.find((v) => imageVolumes.includes(v.guestPath))?.guestPath ?? vm.volumes[0]?.guestPath;
 
+  // No provider mounts a volume the image does not declare: said before anything runs.
+  const extraVolumes = extraVolumeFinding(vm.volumes.map((v) => v.guestPath), imageVolumes);
+  if (extraVolumes && warn) say(formatFinding(extraVolumes));
+
+  const uploaded: string[] = [];
   for (const spec of flags.input) {
     const { host, guest } = parseInput(spec, firstVolume);
     await vm.upload(host, guest);
+    uploaded.push(guest);
   }
-  let argv = guestArgv(command);
+  let argv = script ? [...command] : guestArgv(command);
+  let scriptRecord: { host: string; guest: string } | undefined;
   if (script) {
+    const given = flags.script ?? command[0]!;
+    const args = flags.script !== undefined ? command : command.slice(1);
     if (!firstVolume) {
-      throw new GvmiTestError('transfer.not-in-volume', `${command[0]} is a host file, but the image has no volume to upload it to`, {
+      throw new GvmiTestError('transfer.not-in-volume', `${given} is a host file, but the image has no volume to upload it to`, {
         hint: 'a requestor can only send files into volumes: add a VOLUME to the image (e.g. /golem/input)',
       });
     }
     const guestPath = `${firstVolume}/${basename(script)}`;
     await vm.upload(script, guestPath);
+    uploaded.push(guestPath);
+    scriptRecord = { host: script, guest: guestPath };
+    if (warn) say(`uploaded ${printable(given)} → ${printable(guestPath)}`);
     const shebang = await startsWithShebang(script);
     if (shebang) await chmod(join(vm.volumes.find((v) => v.guestPath === firstVolume)!.hostPath, basename(script)), 0o755);
-    argv = shebang ? [guestPath, ...command.slice(1)] : ['/bin/sh', guestPath, ...command.slice(1)];
+    argv = shebang ? [guestPath, ...args] : ['/bin/sh', guestPath, ...args];
   }
 
-  const shadowing = vm.shadowingFinding();
+  // A baked file the run's own input replaced is not missed by the command.
+  const replaced = await replacedByInputs(vm, vm.info.shadowed, uploaded);
+  const shadowing = shadowingFinding(vm.info.shadowed.filter((p) => !replaced.has(p)));
   if (shadowing && warn) say(formatFinding(shadowing));
   const env = Object.fromEntries(flags.env.map((e) => parseKeyValue(e, '--env')));
   // A program that cannot start is not an error here: as on a provider it dies with status 9,
@@ -219,9 +345,11 @@ export async function runUnder(plan: RunPlan, runtime: RuntimeProfile, label?: s
     env,
     ...(flags.workdir ? { cwd: flags.workdir } : {}),
     ...(timeoutMs ? { timeoutMs } : {}),
+    ...(plan.stdin ? { stdin: 'pipe' as const } : {}),
     // Kept for --json, and under `all` to compare the runtimes' streams; else only streamed.
     maxBuffer: json || label ? 64 * 1024 * 1024 : 0,
   });
+  const feeding = plan.stdin?.start(process);
   const prefixers: LinePrefixer[] = [];
   if (!json) {
     const forward = (stream: NodeJS.WritableStream) => {
@@ -237,11 +365,12 @@ export async function runUnder(plan: RunPlan, runtime: RuntimeProfile, label?: s
     process.on('stdout', forward(io.stdout));
     process.on('stderr', forward(io.stderr));
   }
-  const result = await process.wait();
+  const result = await process.wait().finally(() => feeding?.stop());
   for (const p of prefixers) p.finish();
-  const findings = [...(shadowing ? [shadowing] : []), ...(await vm.diagnose(result))];
-  if (warn) for (const f of findings.filter((x) => x !== shadowing)) say(formatFinding(f));
-  const report = flags.report ? await usageReport(vm) : undefined;
+  const findings: Finding[] = [...(extraVolumes ? [extraVolumes] : []), ...(shadowing ? [shadowing] : []), ...(await vm.diagnose(result))];
+  if (warn) for (const f of findings.filter((x) => x !== shadowing && x !== extraVolumes)) say(formatFinding(f));
+  const keep = flags.keep ?? false;
+  const report = flags.report ? await usageReport(vm, { keep }) : undefined;
   if (report && !json) printReport(report, io, tag);
 
   if (flags.output) {
@@ -250,7 +379,7 @@ export async function runUnder(plan: RunPlan, runtime: RuntimeProfile, label?: s
     const output = label ? join(resolve(flags.output), label) : resolve(flags.output);
     for (const v of vm.volumes) await vm.download(v.guestPath, join(output, v.guestPath), { root: output });
   }
-  if (flags.keep) {
+  if (keep) {
     for (const v of vm.volumes) say(`volume ${printable(v.guestPath)} kept at ${printable(v.hostPath)}`);
   }
   const failure = result.timedOut
@@ -263,15 +392,19 @@ export async function runUnder(plan: RunPlan, runtime: RuntimeProfile, label?: s
     runtimeVersion: runtime,
     exitCode: result.exitCode,
     signal: result.signal,
+    timedOut: result.timedOut,
     stdout: result.stdout,
     stderr: result.stderr,
     durationMs: result.durationMs,
     bootMs: vm.info.bootMs,
     snapshot: vm.info.snapshot.use,
     accelerator: vm.info.accelerator,
-    volumes: vm.volumes.map((v) => ({ guest: v.guestPath, host: v.hostPath, kept: flags.keep ?? false })),
+    ...(scriptRecord ? { script: scriptRecord } : {}),
+    // A directory gvmi-test made is removed when the VM stops, unless --keep.
+    volumes: vm.volumes.map((v) => ({ guest: v.guestPath, host: v.hostPath, kept: keep || !v.temporary })),
     findings,
     ...(report ? { report } : {}),
+    ...(failure ? { error: { code: failure.code, message: failure.message, hint: failure.hint } } : {}),
   };
   return {
     run: {
@@ -284,10 +417,16 @@ export async function runUnder(plan: RunPlan, runtime: RuntimeProfile, label?: s
   };
 }
 
-/** File names here are the guest's (it wrote them) and volume paths the image's: escaped. */
+/**
+ * File names here are the guest's (it wrote them) and volume paths the image's: escaped. A
+ * directory gvmi-test made is gone once the VM stops (unless --keep): its path is not printed.
+ */
 function printReport(report: UsageReport, io: CliIo, tag = ''): void {
   const o = report.overlay;
   writeLine(io.stderr, `gvmi-test: ${tag}overlay (RAM, outside volumes): ${formatBytes(o.usedBytes)} of ${formatBytes(o.totalBytes)} used (${((o.usedBytes / o.totalBytes) * 100).toFixed(0)}%)`);
   for (const f of report.largestOutsideVolumes) writeLine(io.stderr, `    ${formatBytes(f.bytes).padStart(9)}  ${printable(f.path)}`);
-  for (const v of report.volumes) writeLine(io.stderr, `gvmi-test: ${tag}volume ${printable(v.guestPath)}: ${formatBytes(v.bytes)} in ${v.files} file(s) (host ${printable(v.hostPath)})`);
+  for (const v of report.volumes) {
+    const where = v.removedAtExit ? 'a temporary host directory, removed at exit; --keep keeps it' : `host ${printable(v.hostPath)}`;
+    writeLine(io.stderr, `gvmi-test: ${tag}volume ${printable(v.guestPath)}: ${formatBytes(v.bytes)} in ${v.files} file(s) (${where})`);
+  }
 }

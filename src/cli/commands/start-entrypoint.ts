@@ -7,6 +7,7 @@
  */
 import type { Command } from 'commander';
 import { formatFinding } from '../../diagnostics/finding.js';
+import { extraVolumeFinding } from '../../diagnostics/run-findings.js';
 import { signalNumber } from '../../vm/guest-process.js';
 import { ExitStatus } from '../program.js';
 import { writeLine, type CliIo } from '../io.js';
@@ -24,6 +25,9 @@ export function registerStartEntrypoint(program: Command, io: CliIo): void {
     .option('-q, --quiet', "print only the entrypoint's own output (no gvmi-test notes)"))
     .action(async (image: string, flags: StartEntrypointFlags) => {
       await using vm = await startVmFromFlags(image, flags, runtimeFromFlags(flags, 'start-entrypoint'));
+      // --volume at a path the image does not declare: no provider mounts it.
+      const extraVolumes = extraVolumeFinding(vm.volumes.map((v) => v.guestPath), vm.info.metadata.volumes);
+      if (extraVolumes && !flags.quiet) writeLine(io.stderr, `gvmi-test: ${formatFinding(extraVolumes)}`);
       const process = await vm.startEntrypoint({ maxBuffer: 0 });
       process.on('stdout', (d: Buffer) => io.stdout.write(d));
       process.on('stderr', (d: Buffer) => io.stderr.write(d));

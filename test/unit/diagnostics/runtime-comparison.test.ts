@@ -52,10 +52,10 @@ describe('compareRuntimeRuns', () => {
     expect(differently.status).toBe(2);
   });
 
-  it('fails on 0.4 only: the overlay finding (0.4 has the 128 MB tmpfs) is the reason', () => {
+  it('fails on 0.4 only: the overlay finding (0.4 has the 128 MiB tmpfs) is the reason', () => {
     const overlay = overlayFullFinding({ totalBytes: 128 * 1048576, usedBytes: 128 * 1048576 }, [], ['/golem/output']);
     const c = compareRuntimeRuns([run('0.4', { exitCode: 1, findings: [overlay] }), run('0.5')]);
-    expect(c.verdict).toBe('works on 0.5, fails on 0.4 (exit 1): the 128 MB overlay filled up under 0.4 (files written outside volumes)');
+    expect(c.verdict).toBe('works on 0.5, fails on 0.4 (exit 1): the 128 MiB overlay filled up under 0.4 (files written outside volumes)');
     expect(c.status).toBe(1);
   });
 
