@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { GvmiTestError } from '../errors.js';
-import { MessageReader, RequestWriter, type GuestMessage } from './codec.js';
+import { chunkInput, MessageReader, RequestWriter, type GuestMessage } from './codec.js';
 import { describeErrno, errnoName } from './errno.js';
 import { MsgType, PROTO_EXTENSION_VERSION, RedirectKind, STATS_FIELDS, SubHello, SubInput, SubKill, SubMount, SubResize, SubResumed, SubRun, SubSignal, SubUsage } from './protocol.js';
 
@@ -169,7 +169,18 @@ export class AgentClient extends EventEmitter<AgentEvents> {
     if (this.closedError) throw this.closedError;
     const id = this.nextId++;
     const writer = new RequestWriter(id, type);
-    build(writer);
+    try {
+      build(writer);
+    } catch (error) {
+      // A field over the protocol's limits (codec.ts): nothing was sent.
+      if (error instanceof GvmiTestError) {
+        throw new GvmiTestError(error.code, `${what}: ${error.message}`, {
+          ...(type === MsgType.RUN_PROCESS ? { hint: 'Linux takes at most 128 KiB per argument or variable (and about 2 MiB in all) through execve: pass large data as stdin or a file in a volume' } : {}),
+          cause: error,
+        });
+      }
+      throw error;
+    }
     const frame = writer.finish();
     return new Promise<GuestMessage>((resolve, reject) => {
       const timer = timeoutMs > 0
@@ -222,12 +233,19 @@ export class AgentClient extends EventEmitter<AgentEvents> {
     await this.request(MsgType.SIGNAL, (w) => w.sub(SubSignal.ID).u64(processId).sub(SubSignal.SIGNO).u32(signo), `signalling process ${processId}`);
   }
 
+  /**
+   * Stdin for a process, in PUT_INPUT requests of at most INPUT_CHUNK_BYTES (1 MiB) each (the guest
+   * refuses a BYTES field over PROTO_MAX_BYTES, and stops the VM as upstream does), EOF on the
+   * last. All of them are written at once, in order, so that a concurrent write of the same
+   * process cannot slip between the chunks; resolves when the guest has taken every one.
+   */
   async putInput(processId: bigint, data: Buffer, eof: boolean): Promise<void> {
-    await this.request(MsgType.PUT_INPUT, (w) => {
+    const chunks = chunkInput(data);
+    await Promise.all(chunks.map((chunk, i) => this.request(MsgType.PUT_INPUT, (w) => {
       w.sub(SubInput.ID).u64(processId);
-      if (data.length > 0) w.sub(SubInput.DATA).bytes(data);
-      if (eof) w.sub(SubInput.EOF);
-    }, `writing stdin of process ${processId}`);
+      if (chunk.length > 0) w.sub(SubInput.DATA).bytes(chunk);
+      if (eof && i === chunks.length - 1) w.sub(SubInput.EOF);
+    }, `writing stdin of process ${processId}`)));
   }
 
   async resize(processId: bigint, rows: number, cols: number): Promise<void> {

@@ -2,7 +2,7 @@
  * Encoding host requests and decoding guest messages (runtime/include/proto.h). Pure: no I/O.
  */
 import { GvmiTestError } from '../errors.js';
-import { RespType } from './protocol.js';
+import { INPUT_CHUNK_BYTES, PROTO_MAX_ARRAY, PROTO_MAX_BYTES, RespType } from './protocol.js';
 
 /** Builds one request: u64 id | u8 type | sub-messages | 0. */
 export class RequestWriter {
@@ -39,14 +39,25 @@ export class RequestWriter {
     return this;
   }
 
+  /**
+   * A BYTES field. One over PROTO_MAX_BYTES is refused here: the guest could not take it and
+   * would stop the VM (as upstream's init dies on a field it cannot allocate). Data that may be
+   * that large is sent in pieces (chunkInput).
+   */
   bytes(data: Buffer | string): this {
     const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    if (buf.length > PROTO_MAX_BYTES) {
+      throw new GvmiTestError('usage', `a field of ${buf.length} bytes: the agent channel carries at most ${PROTO_MAX_BYTES} bytes (16 MiB) in one field`);
+    }
     this.u64(buf.length);
     this.parts.push(buf);
     return this;
   }
 
   array(items: readonly (Buffer | string)[]): this {
+    if (items.length > PROTO_MAX_ARRAY) {
+      throw new GvmiTestError('usage', `${items.length} entries in one list: the agent channel carries at most ${PROTO_MAX_ARRAY}`);
+    }
     this.u64(items.length);
     for (const item of items) this.bytes(item);
     return this;
@@ -56,6 +67,17 @@ export class RequestWriter {
     this.parts.push(Buffer.of(0));
     return Buffer.concat(this.parts);
   }
+}
+
+/**
+ * `data` cut into pieces of at most `size` bytes (views, no copy); an empty buffer is one empty
+ * piece, so that an EOF alone is still one request.
+ */
+export function chunkInput(data: Buffer, size = INPUT_CHUNK_BYTES): Buffer[] {
+  if (data.length <= size) return [data];
+  const chunks: Buffer[] = [];
+  for (let offset = 0; offset < data.length; offset += size) chunks.push(data.subarray(offset, offset + size));
+  return chunks;
 }
 
 export type GuestMessage =

@@ -73,4 +73,11 @@ export const STATS_FIELDS = [
 ] as const;
 
 export const PROTO_MAX_BYTES = 16 * 1024 * 1024;
+/** Entries in one ARRAY field (proto.h PROTO_MAX_ARRAY): argv, env. */
+export const PROTO_MAX_ARRAY = 65536;
+/**
+ * Stdin is sent in PUT_INPUT requests of at most this many bytes: well under PROTO_MAX_BYTES, so
+ * that neither side holds one huge frame, and few enough round trips for any size.
+ */
+export const INPUT_CHUNK_BYTES = 1024 * 1024;
 export const PROTO_MAX_OUTPUT_CHUNK = 65536;

@@ -8,6 +8,7 @@ import { lstat, open, rename, symlink, unlink, chmod, mkdir } from 'node:fs/prom
 import { basename, dirname, join } from 'node:path';
 import { WebSocket } from 'ws';
 import type { UpperUsageEntry } from '../agent/agent-client.js';
+import { chunkInput } from '../agent/codec.js';
 import { ExitKind } from '../agent/protocol.js';
 import type { Finding } from '../diagnostics/finding.js';
 import { diagnoseResult, shadowingFinding } from '../diagnostics/run-findings.js';
@@ -143,7 +144,12 @@ export class RemoteVm implements VmLike {
     const stdinData = options.stdin !== undefined && options.stdin !== 'pipe' ? options.stdin : undefined;
     const process = new GuestProcess(0n, argv, {
       signal: async (signo) => { await this.request({ op: 'signal', id, signal: signalName(signo) }).catch(() => {}); },
-      putInput: async (data, eof) => this.send({ op: 'stdin', id, data: data.toString('base64'), ...(eof ? { eof: true } : {}) }),
+      // In pieces, each frame well under the server's MAX_FRAME_BYTES once in base64; sent at
+      // once and in order, so another write cannot come between them.
+      putInput: async (data, eof) => {
+        const chunks = chunkInput(data);
+        chunks.forEach((chunk, i) => this.send({ op: 'stdin', id, data: chunk.toString('base64'), ...(eof && i === chunks.length - 1 ? { eof: true } : {}) }));
+      },
     }, options.maxBuffer ?? 64 * 1024 * 1024, options.iterate ?? false);
     this.processes.set(id, process);
     try {
