@@ -389,8 +389,10 @@ async function copyIn(source: CopySide, target: CopySide, owner: VolumeRights | 
 
 /** Copies a host file or directory to `guestPath` (under a volume). Returns the host path written. */
 export async function uploadToVolume(mounts: readonly VolumeMount[], hostSource: string, guestPath: string): Promise<string> {
-  const { mount, relative } = locateInVolumes(mounts, guestPath);
   const source = resolve(hostSource);
+  // A trailing slash means "into this directory", as with cp.
+  if (guestPath.endsWith('/')) guestPath = `${guestPath}${basename(source)}`;
+  const { mount, relative } = locateInVolumes(mounts, guestPath);
   if (source === '/') throw new GvmiTestError('transfer.failed', 'cannot upload the host root directory');
   const sourceParent = await PinnedDir.open(dirname(source)).catch((cause: unknown) => {
     throw new GvmiTestError('transfer.failed', `cannot read ${hostSource}: ${(cause as NodeJS.ErrnoException).code}`, { cause });

@@ -57,6 +57,14 @@ describe('provider transfer semantics', () => {
     expect(await readFile(join(base, 'in/sub/data.txt'), 'utf8')).toBe('data');
   });
 
+  it('a guest path ending in a slash means into that directory', async () => {
+    await writeFile(join(base, 'data.txt'), 'data');
+    await uploadToVolume(mounts, join(base, 'data.txt'), '/golem/input/');
+    await uploadToVolume(mounts, join(base, 'data.txt'), '/golem/input/sub/');
+    expect(await readFile(join(base, 'in/data.txt'), 'utf8')).toBe('data');
+    expect(await readFile(join(base, 'in/sub/data.txt'), 'utf8')).toBe('data');
+  });
+
   it('upload replaces a guest-planted symlink instead of writing through it', async () => {
     await symlink(join(outside, 'secret'), join(base, 'in/target'));
     await writeFile(join(base, 'new.txt'), 'new');
