@@ -11,6 +11,7 @@ export type FindingCode =
   | 'no-proc-sys'
   | 'image-large'
   | 'non-amd64'
+  | 'workdir-missing'
   // found while running
   | 'overlay-full'
   | 'output-truncated-on-provider'

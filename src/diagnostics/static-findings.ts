@@ -87,6 +87,8 @@ export function staticFindings(metadata: ImageMetadata, entries: readonly Squash
       fix: 'create /etc in the image (RUN mkdir -p /etc, or mkdir etc in the root directory)',
     });
   }
+  const workdir = workdirFinding(metadata, entries);
+  if (workdir) findings.push(workdir);
   if (fileSize > LARGE_IMAGE_BYTES) {
     findings.push({
       code: 'image-large',
@@ -96,4 +98,90 @@ export function staticFindings(metadata: ImageMetadata, entries: readonly Squash
     });
   }
   return findings;
+}
+
+/** Where a path leads in the image: a directory, or the first component that is missing or not one. */
+export type ImagePathState =
+  | { kind: 'dir'; resolved: string }
+  | { kind: 'missing'; at: string }
+  | { kind: 'not-dir'; at: string }
+  | { kind: 'loop'; at: string };
+
+/** Symbolic links followed before giving up, as the kernel's MAXSYMLINKS. */
+const MAX_SYMLINKS = 40;
+
+/**
+ * Resolves `path` inside the image as the guest does (init chroots into it: an absolute link target
+ * starts again at the image root), one component at a time.
+ */
+export function resolveImageDir(entries: readonly SquashfsEntry[], path: string): ImagePathState {
+  const byPath = new Map(entries.map((e) => [e.path, e]));
+  const pending = path.split('/').filter((p) => p !== '' && p !== '.');
+  let resolved: string[] = [];
+  let links = 0;
+  while (pending.length > 0) {
+    const part = pending.shift()!;
+    if (part === '..') {
+      resolved.pop();
+      continue;
+    }
+    const candidate = `/${[...resolved, part].join('/')}`;
+    const entry = byPath.get(candidate);
+    if (!entry) return { kind: 'missing', at: candidate };
+    if (entry.type === 'symlink') {
+      if (++links > MAX_SYMLINKS) return { kind: 'loop', at: candidate };
+      const target = entry.linkTarget ?? '';
+      if (target.startsWith('/')) resolved = [];
+      pending.unshift(...target.split('/').filter((p) => p !== '' && p !== '.'));
+      continue;
+    }
+    if (entry.type !== 'dir') return { kind: 'not-dir', at: candidate };
+    resolved.push(part);
+  }
+  return { kind: 'dir', resolved: `/${resolved.join('/')}` };
+}
+
+/** Made or mounted by the init at boot, whatever the image holds (or needed by it before any run). */
+const BOOT_DIRS = ['/dev', '/proc', '/sys', '/tmp'];
+
+/**
+ * WORKDIR that will not exist on a provider. Every process starts with chdir(WORKDIR) (a provider
+ * always sends the image's WorkingDir), and since ya-runtime-vm 0.4 a failed chdir reaches the
+ * requestor only as exit code 9, for every command. It exists at run time when the image has it
+ * (through symbolic links too), when it is a volume or on the way to one (mounting a volume makes
+ * its path), or when the init makes it at boot; a directory inside a volume never does, as the
+ * volume is an empty host directory.
+ */
+export function workdirFinding(metadata: ImageMetadata, entries: readonly SquashfsEntry[]): Finding | undefined {
+  const raw = metadata.workingDir;
+  const workdir = `/${raw.split('/').filter((p) => p !== '' && p !== '.').join('/')}`;
+  if (workdir === '/' || workdir.split('/').includes('..')) return undefined;
+  if (BOOT_DIRS.some((d) => workdir === d || workdir.startsWith(`${d}/`))) return undefined;
+  const runsEvery = 'a provider starts every command there, and a failed chdir reaches the requestor only as exit code 9 (every run fails with 9)';
+  const volume = volumeOf(metadata.volumes, workdir);
+  if (volume === workdir) return undefined;
+  if (volume !== undefined) {
+    return {
+      code: 'workdir-missing',
+      severity: 'error',
+      message: `WORKDIR ${raw} is inside VOLUME ${volume}, which a provider mounts as an empty directory, so it does not exist at run time: ${runsEvery}`,
+      fix: `set WORKDIR to a directory outside the volumes (e.g. /golem/work, created in the image) or to ${volume} itself`,
+      paths: [raw],
+      details: { workdir: raw, volume },
+    };
+  }
+  if (metadata.volumes.some((v) => v.startsWith(`${workdir}/`))) return undefined;
+  const state = resolveImageDir(entries, workdir);
+  if (state.kind === 'dir') return undefined;
+  const why = state.kind === 'missing'
+    ? (state.at === workdir ? 'the image has no such directory' : `the image has no ${state.at}`)
+    : state.kind === 'not-dir' ? `${state.at} is not a directory in the image` : `symbolic links at ${state.at} loop`;
+  return {
+    code: 'workdir-missing',
+    severity: 'error',
+    message: `WORKDIR ${raw} does not exist (${why}): ${runsEvery}`,
+    fix: `create it in the image (RUN mkdir -p ${workdir}; a Dockerfile WORKDIR line creates it, unless a later step removes it), or change WORKDIR (gvmi-test build --workdir)`,
+    paths: [raw],
+    details: { workdir: raw, missing: state.at },
+  };
 }

@@ -10,7 +10,10 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { dir as tempDir } from 'tmp-promise';
 import { GvmiTestError } from '../errors.js';
-import { normaliseVolumePath, type ContainerConfig } from './container-config.js';
+import { metadataOf, normaliseVolumePath, type ContainerConfig } from './container-config.js';
+import { listSquashfs } from './squashfs-listing.js';
+import { workdirFinding } from '../diagnostics/static-findings.js';
+import type { Finding } from '../diagnostics/finding.js';
 import { expansionBudget, MAX_EXPAND_ENV, parseMaxExpand, type ExpansionBudget } from './expansion-budget.js';
 import { encodeTrailer, readGvmi, type GvmiImage } from './gvmi-file.js';
 import { isArchiveDirectory, readImageArchive, unpackOuterTar, type ImageArchive } from './image-archive.js';
@@ -49,6 +52,8 @@ export interface BuildResult {
   image: GvmiImage;
   sourceKind: 'directory' | 'docker-save' | 'oci';
   warnings: string[];
+  /** Provider traps found in the built image (each is in `warnings` too, as one line). */
+  findings: Finding[];
 }
 
 export const NO_VOLUME_WARNING =
@@ -132,6 +137,7 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
     let imageId = randomBytes(32).toString('hex');
     let resultKind: BuildResult['sourceKind'] = 'directory';
     const warnings: string[] = [];
+    const findings: Finding[] = [];
 
     if (kind !== 'directory') {
       let archiveRoot = tree;
@@ -186,11 +192,19 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
       ...(options.signal ? { signal: options.signal } : {}),
     });
     await appendFile(partial, encodeTrailer(config));
+    // A WORKDIR the image does not have fails every run on a provider (exit 9): said now, as
+    // inspect says it.
+    const metadata = metadataOf(config);
+    const workdir = metadata.workingDir !== '/' ? workdirFinding(metadata, await listSquashfs(partial)) : undefined;
+    if (workdir) {
+      findings.push(workdir);
+      warnings.push(`[${workdir.code}] ${workdir.message}; fix: ${workdir.fix}`);
+    }
     if (!options.force && (await stat(output).catch(() => undefined))) {
       throw new GvmiTestError('build.output-exists', `${output} appeared while building`, { hint: 'pass --force to replace it' });
     }
     await rename(partial, output);
-    return { image: await readGvmi(output), sourceKind: resultKind, warnings };
+    return { image: await readGvmi(output), sourceKind: resultKind, warnings, findings };
   } finally {
     await rm(partial, { force: true }).catch(() => {});
     await scratch.cleanup();
