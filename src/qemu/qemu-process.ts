@@ -20,6 +20,11 @@ export interface QemuProcess {
   readonly running: boolean;
   /** What QEMU wrote on stderr so far (bounded). */
   stderr(): string;
+  /**
+   * Its stderr once QEMU has exited and the pipe is drained (its last words can arrive after the
+   * exit event), waiting at most `timeoutMs`; what there is by then otherwise.
+   */
+  finalStderr(timeoutMs?: number): Promise<string>;
   kill(signal?: NodeJS.Signals): void;
 }
 
@@ -50,6 +55,10 @@ export function spawnQemu(binary: string, args: readonly string[], signal?: Abor
   child.stderr?.on('data', (d: Buffer) => {
     if (stderr.length < MAX_STDERR) stderr += d.toString();
   });
+  const stderrClosed = new Promise<void>((resolve) => {
+    if (!child.stderr) resolve();
+    else child.stderr.once('close', resolve).once('error', () => resolve());
+  });
   let running = true;
   const exited = new Promise<QemuExit>((resolve) => {
     const done = (exitCode: number | null, sig: NodeJS.Signals | null): void => {
@@ -69,6 +78,15 @@ export function spawnQemu(binary: string, args: readonly string[], signal?: Abor
     get running() { return running; },
     exited,
     stderr: () => stderr,
+    finalStderr: async (timeoutMs = 1000) => {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.all([exited, stderrClosed]),
+        new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs); }),
+      ]);
+      clearTimeout(timer);
+      return stderr;
+    },
     kill: (sig = 'SIGTERM') => { if (running) child.kill(sig); },
   };
 }

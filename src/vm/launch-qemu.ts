@@ -47,7 +47,20 @@ export interface LaunchedQemu {
   dispose: () => Promise<void>;
 }
 
-export async function crashError(consoleLog: string, exit: string | number): Promise<GvmiTestError> {
+/** QEMU's own last lines, for a hint ("QEMU said: …"). */
+function qemuSaid(qemuStderr: string | undefined): string | undefined {
+  const text = qemuStderr?.trim();
+  return text ? `QEMU said: ${text.split('\n').slice(-3).join(' | ')}` : undefined;
+}
+
+/** A kernel panic's advice: what the panic line itself does not say. */
+function explainPanic(panic: string): string {
+  return /out of memory|deadlocked on memory|\boom\b/i.test(panic)
+    ? `the guest ran out of memory (${panic}): give it more (--memory, or memory in startVm)`
+    : `the guest kernel panicked: ${panic}`;
+}
+
+export async function crashError(consoleLog: string, exit: string | number, qemuStderr?: string): Promise<GvmiTestError> {
   const text = await readConsole(consoleLog);
   const stop = parseAgentStop(text);
   if (stop) {
@@ -61,9 +74,13 @@ export async function crashError(consoleLog: string, exit: string | number): Pro
     });
   }
   const panic = findKernelPanic(text);
+  const said = qemuSaid(qemuStderr);
   return new GvmiTestError('vm.crashed', `the guest crashed: ${panic ?? `QEMU exited (${exit})`}`, {
-    hint: panic ? 'the guest kernel panicked; the console tail below shows what led to it' : 'QEMU ended unexpectedly (killed from outside, or out of host memory?)',
-    details: { consoleTail: await consoleTail(consoleLog, 25) },
+    hint: [
+      panic ? `${explainPanic(panic)}; the console tail below shows what led to it` : said ? undefined : 'QEMU ended unexpectedly (killed from outside, or out of host memory?)',
+      said,
+    ].filter(Boolean).join('; '),
+    details: { consoleTail: await consoleTail(consoleLog, 25), ...(qemuStderr ? { qemuStderr } : {}) },
   });
 }
 
@@ -71,12 +88,26 @@ async function bootError(code: 'vm.boot-failed' | 'vm.boot-timeout', message: st
   const consoleText = await readConsole(consoleLog);
   const initFailure = parseInitFailure(consoleText);
   const panic = findKernelPanic(consoleText);
-  const hint = initFailure ? explainInitFailure(initFailure) : panic ? `the guest kernel panicked: ${panic}` : qemuStderr.trim() ? `QEMU said: ${qemuStderr.trim().split('\n').slice(-3).join(' | ')}` : undefined;
+  // QEMU's own words go with every boot error, whatever else explains it.
+  const hint = [initFailure ? explainInitFailure(initFailure) : panic ? explainPanic(panic) : undefined, qemuSaid(qemuStderr)].filter(Boolean).join('; ');
   return new GvmiTestError(code, message, {
     ...(hint ? { hint } : {}),
     details: { consoleTail: await consoleTail(consoleLog, 25), ...(initFailure ? { initFailure } : {}), ...(qemuStderr ? { qemuStderr } : {}) },
   });
 }
+
+/**
+ * Every boot error carries what QEMU wrote on stderr (details.qemuStderr, and "QEMU said: …" in
+ * the hint), whichever step it came from.
+ */
+function withQemuStderr(error: unknown, qemuStderr: string): unknown {
+  if (!(error instanceof GvmiTestError) || !qemuStderr.trim() || error.details?.['qemuStderr'] !== undefined) return error;
+  const hint = [error.hint, qemuSaid(qemuStderr)].filter(Boolean).join('; ');
+  return new GvmiTestError(error.code, error.message, { hint, details: { ...error.details, qemuStderr }, cause: error.cause ?? error });
+}
+
+/** How long a failed boot step waits for QEMU to exit, to report that (and its stderr) instead. */
+const STEP_FAILURE_EXIT_WAIT_MS = 1000;
 
 /** How often to look for QEMU's agent socket while it is not there yet (the Rust host: 1 s). */
 const CONNECT_RETRY_MS = 5;
@@ -130,6 +161,7 @@ export async function launchQemu(request: LaunchRequest): Promise<LaunchedQemu> 
     for (const d of disposers.splice(0).reverse()) await Promise.resolve(d()).catch(() => {});
   };
   let watchdog: NodeJS.Timeout | undefined;
+  let proc: QemuProcess | undefined;
   try {
     let monitorConnection: Promise<[Socket]> | undefined;
     let monitorServer: Server | undefined;
@@ -148,16 +180,16 @@ export async function launchQemu(request: LaunchRequest): Promise<LaunchedQemu> 
     }
     const args = [...request.args, ...extraArgs];
     logger.debug({ qemu: request.qemuPath, args }, mode.kind === 'restore' ? 'restoring QEMU from a snapshot' : 'starting QEMU');
-    let proc: QemuProcess;
     try {
       proc = spawnQemu(request.qemuPath, args, request.signal, stateFd === undefined ? [] : [stateFd], request.removeOnHostDeath);
     } finally {
       // QEMU has its own copy of the descriptor once spawned.
       if (stateFd !== undefined) closeSync(stateFd);
     }
+    const qemu = proc;
     disposers.push(async () => {
-      proc.kill('SIGKILL');
-      await proc.exited;
+      qemu.kill('SIGKILL');
+      await qemu.exited;
     });
 
     const timeout = new Promise<'timeout'>((r) => { watchdog = setTimeout(() => r('timeout'), request.timeoutMs); });
@@ -175,10 +207,17 @@ export async function launchQemu(request: LaunchRequest): Promise<LaunchedQemu> 
       // Settled either way, so a step that fails after losing the race is not an unhandled rejection.
       const settled = step.then((value) => ({ value }), (error: unknown) => ({ error }));
       const outcome = await Promise.race([settled, exited, timeout, aborted]);
-      if (outcome === 'timeout') throw await bootError('vm.boot-timeout', `${what} did not answer within ${request.timeoutMs} ms`, consoleLog, proc.stderr());
+      if (outcome === 'timeout') throw await bootError('vm.boot-timeout', `${what} did not answer within ${request.timeoutMs} ms`, consoleLog, qemu.stderr());
       if (outcome === 'aborted') throw new GvmiTestError('vm.boot-failed', 'start aborted');
-      if ('exited' in outcome) throw await bootError('vm.boot-failed', `${exitMessage} (QEMU exit ${outcome.exited.exitCode ?? outcome.exited.signal})`, consoleLog, proc.stderr());
-      if ('error' in outcome) throw outcome.error;
+      const exitedError = async (exit: QemuExit): Promise<GvmiTestError> =>
+        bootError('vm.boot-failed', `${exitMessage} (QEMU exit ${exit.exitCode ?? exit.signal})`, consoleLog, await qemu.finalStderr());
+      if ('exited' in outcome) throw await exitedError(outcome.exited);
+      if ('error' in outcome) {
+        // A step fails first when QEMU is on its way out (its monitor or agent socket closing):
+        // QEMU's exit and its own words explain it, not the closed socket.
+        const exit = await Promise.race([qemu.exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), STEP_FAILURE_EXIT_WAIT_MS).unref())]);
+        throw exit ? await exitedError(exit) : outcome.error;
+      }
       return outcome.value;
     };
 
@@ -206,8 +245,8 @@ export async function launchQemu(request: LaunchRequest): Promise<LaunchedQemu> 
     // The channel closes first when the guest dies; QEMU's exit and the console tell why.
     const explainDisconnect = async (): Promise<GvmiTestError> => {
       if (request.stoppedOnPurpose()) return new GvmiTestError('vm.stopped', 'the VM has been stopped');
-      const exit = await Promise.race([proc.exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 2000).unref())]);
-      return crashError(consoleLog, exit ? (exit.exitCode ?? exit.signal ?? 'unknown') : 'still running');
+      const exit = await Promise.race([qemu.exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 2000).unref())]);
+      return crashError(consoleLog, exit ? (exit.exitCode ?? exit.signal ?? 'unknown') : 'still running', exit ? await qemu.finalStderr() : qemu.stderr());
     };
     const client = new AgentClient(socket, logger, explainDisconnect);
 
@@ -223,8 +262,9 @@ export async function launchQemu(request: LaunchRequest): Promise<LaunchedQemu> 
     }
     return { proc, client, ...(qmp ? { qmp } : {}), dispose };
   } catch (error) {
+    const stderr = proc ? await proc.finalStderr(proc.running ? 0 : 1000) : '';
     await dispose();
-    throw error;
+    throw withQemuStderr(error, stderr);
   } finally {
     clearTimeout(watchdog);
   }

@@ -23,13 +23,15 @@ import { snapshotsWanted } from './snapshot-settings.js';
 import { planVolumes } from './volumes.js';
 import type { RuntimeProfile } from './runtime-profile.js';
 import { runtimeProfileOrEnv } from './runtime-env.js';
+import { DEFAULT_MEMORY_MIB, validateResources } from './resource-limits.js';
 
 export interface StartVmOptions {
   image: string;
   /** Guest path -> host directory. Image VOLUMEs not listed get a fresh empty temporary directory. */
   volumes?: Record<string, string>;
-  /** MiB of guest RAM (default 512). */
+  /** MiB of guest RAM (default 512; at least 64, at most what the host has available). */
   memory?: number;
+  /** Guest CPUs (default 1, at most 64). */
   cpus?: number;
   accel?: AcceleratorChoice;
   /** Added to the image Env for every process. */
@@ -63,6 +65,8 @@ const KEY_PLACEHOLDERS = { agentSocket: '<agent>', consoleLog: '<console>', imag
 
 export async function startVm(options: StartVmOptions): Promise<StartedVm> {
   const started = performance.now();
+  // Before anything boots: out of range, QEMU fails without saying why (resource-limits.ts).
+  validateResources(options);
   const logger = (options.logger ?? silentLogger).child({ vm: ++vmCounter });
   const imagePath = resolve(options.image);
   const useSnapshots = snapshotsWanted(options.snapshot);
@@ -95,7 +99,7 @@ export async function startVm(options: StartVmOptions): Promise<StartedVm> {
     // Read while the VM boots.
     const shadowed = shadowedPaths(imagePath, image.metadata, planned.mounts.map((m) => m.guestPath), digest).catch(() => [] as string[]);
     const consoleLog = join(privateDir.path, 'console.log');
-    const memoryMiB = options.memory ?? 512;
+    const memoryMiB = options.memory ?? DEFAULT_MEMORY_MIB;
     const cpus = options.cpus ?? 1;
     const spec: Omit<QemuSpec, 'agentSocket' | 'consoleLog' | 'image' | 'volumes'> = {
       accelerator, memoryMiB, cpus,
@@ -195,7 +199,7 @@ export async function startVm(options: StartVmOptions): Promise<StartedVm> {
     vmRef = vm;
     void proc.exited.then(async (r) => {
       if (vm.stopped) return;
-      vm.markCrashed(await crashError(consoleLog, r.exitCode ?? r.signal ?? 'unknown'));
+      vm.markCrashed(await crashError(consoleLog, r.exitCode ?? r.signal ?? 'unknown', await proc.finalStderr()));
       await cleanup(keepVolumes);
     });
     return vm;
