@@ -1,49 +1,61 @@
 /**
  * The one error class of gvmi-test. `code` is stable (tests and callers match on it, the CLI maps
- * it to an exit status); the message is for people and may change.
+ * it to an exit status: src/cli/exit-codes.ts, and README's table, which a unit test holds to
+ * it); the message is for people and may change.
  */
-export type ErrorCode =
+export const ERROR_CODES = [
   // reading a .gvmi
-  | 'image.unreadable'
-  | 'image.truncated'
-  | 'image.bad-length'
-  | 'image.crc-mismatch'
-  | 'image.bad-json'
-  | 'image.no-squashfs'
-  | 'image.bad-volume'
+  'image.unreadable',
+  'image.truncated',
+  'image.bad-length',
+  'image.crc-mismatch',
+  'image.bad-json',
+  'image.no-squashfs',
+  'image.bad-volume',
   // building a .gvmi
-  | 'build.bad-source'
-  | 'build.unknown-archive'
-  | 'build.bad-archive'
-  | 'build.path-escape'
-  | 'build.output-exists'
-  | 'build.mksquashfs-failed'
-  | 'build.bad-option'
-  | 'build.too-large'
+  'build.bad-source',
+  'build.unknown-archive',
+  'build.bad-archive',
+  'build.path-escape',
+  'build.output-exists',
+  'build.output-unwritable',
+  'build.mksquashfs-failed',
+  'build.bad-option',
+  'build.too-large',
   // host set-up
-  | 'setup.qemu-missing'
-  | 'setup.runtime-missing'
-  | 'setup.tool-missing'
-  | 'setup.kvm-unusable'
-  | 'setup.unsafe-snapshot-dir'
+  'setup.qemu-missing',
+  'setup.runtime-missing',
+  'setup.tool-missing',
+  'setup.kvm-unusable',
+  'setup.unsafe-snapshot-dir',
   // a running VM
-  | 'vm.boot-failed'
-  | 'vm.boot-timeout'
-  | 'vm.crashed'
-  | 'vm.stopped-like-provider'
-  | 'vm.stopped'
-  | 'snapshot.failed'
-  | 'agent.protocol'
-  | 'agent.request-failed'
-  | 'agent.timeout'
-  | 'exec.failed'
-  | 'exec.timeout'
-  | 'exec.aborted'
-  | 'transfer.not-in-volume'
-  | 'transfer.escape'
-  | 'transfer.failed'
-  | 'transfer.too-large'
-  | 'usage';
+  'vm.boot-failed',
+  'vm.boot-timeout',
+  'vm.crashed',
+  'vm.stopped-like-provider',
+  'vm.stopped',
+  'snapshot.failed',
+  'agent.protocol',
+  'agent.request-failed',
+  'agent.timeout',
+  'exec.failed',
+  'exec.timeout',
+  'exec.aborted',
+  // reaching a served VM (`exec`, connectVm)
+  'connect.failed',
+  'connect.refused',
+  // files in and out of volumes
+  'transfer.not-in-volume',
+  'transfer.escape',
+  'transfer.failed',
+  'transfer.too-large',
+  // the caller's mistake: a bad command line, option or request
+  'usage',
+  // a bug in gvmi-test (the CLI reports any other exception with this code)
+  'internal',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
 
 export class GvmiTestError extends Error {
   override readonly name = 'GvmiTestError';

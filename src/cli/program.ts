@@ -15,13 +15,19 @@ import { registerStartEntrypoint } from './commands/start-entrypoint.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { processIo, writeLine, type CliIo } from './io.js';
 import { printable } from '../terminal-safe.js';
+import { terminationStatus } from './termination.js';
 
 /** Thrown by a command that has printed its result and wants a specific exit status. */
 export class ExitStatus {
   constructor(readonly status: number) {}
 }
 
-export function createProgram(io: CliIo): Command {
+/** The subcommand being run (set before it parses), so that an error can be reported as it asked. */
+interface Invocation {
+  command?: Command;
+}
+
+export function createProgram(io: CliIo, invocation: Invocation = {}): Command {
   const program = new Command('gvmi-test')
     .description('Boot a Golem .gvmi image under provider conditions: run, test, inspect, build.')
     .version('0.1.0')
@@ -29,8 +35,13 @@ export function createProgram(io: CliIo): Command {
     .configureOutput({
       writeOut: (s) => io.stdout.write(s),
       writeErr: (s) => io.stderr.write(s),
+      // commander's own errors ("error: missing required argument …") are reported by runCli,
+      // as every other error is: `gvmi-test: … [usage]`.
+      outputError: () => {},
     })
-    .showHelpAfterError('(run gvmi-test --help for usage)');
+    .hook('preSubcommand', (_program, command) => {
+      invocation.command = command;
+    });
   registerBuild(program, io);
   registerInspect(program, io);
   registerRun(program, io);
@@ -43,38 +54,70 @@ export function createProgram(io: CliIo): Command {
   return program;
 }
 
+/**
+ * The one way the CLI reports an error: `gvmi-test: MESSAGE [CODE]` on stderr, a hint line when
+ * there is one, the guest console's tail when there is one; with `json`, also one
+ * `{"error": …}` object on stdout. Returns the exit status of the error's code.
+ */
 export function reportError(error: unknown, io: CliIo, json = false): number {
-  if (error instanceof GvmiTestError) {
-    if (json) {
-      writeLine(io.stdout, JSON.stringify({ error: { code: error.code, message: error.message, hint: error.hint, details: error.details } }));
-    }
-    // Messages quote image- and guest-chosen text (paths, commands, console lines): escaped, so an
-    // error stays the one line it promises to be and nothing in it reaches the terminal raw.
-    writeLine(io.stderr, `gvmi-test: ${printable(error.message)} [${error.code}]`);
-    if (error.hint) writeLine(io.stderr, `  hint: ${printable(error.hint)}`);
-    const consoleTail = error.details?.['consoleTail'];
-    if (typeof consoleTail === 'string' && consoleTail.trim()) {
-      writeLine(io.stderr, '  guest console (last lines):');
-      // The serial console ends lines with \r\n; any other \r is the guest's and is shown.
-      for (const line of consoleTail.trimEnd().split(/\r?\n/)) writeLine(io.stderr, `    ${printable(line)}`);
-    }
-    return exitCodeFor(error.code);
+  const e = error instanceof GvmiTestError
+    ? error
+    : new GvmiTestError('internal', `internal error: ${error instanceof Error ? error.message : String(error)}`, {
+      hint: 'this is a bug in gvmi-test: please report it with the lines below',
+      details: { stack: error instanceof Error ? error.stack : undefined },
+    });
+  if (json) {
+    writeLine(io.stdout, JSON.stringify({ error: { code: e.code, message: e.message, hint: e.hint, details: e.details } }));
   }
-  writeLine(io.stderr, `gvmi-test: internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
-  return EXIT.failure;
+  // Messages quote image- and guest-chosen text (paths, commands, console lines): escaped, so an
+  // error stays the one line it promises to be and nothing in it reaches the terminal raw.
+  writeLine(io.stderr, `gvmi-test: ${printable(e.message)} [${e.code}]`);
+  if (e.hint) writeLine(io.stderr, `  hint: ${printable(e.hint)}`);
+  const consoleTail = e.details?.['consoleTail'];
+  if (typeof consoleTail === 'string' && consoleTail.trim()) {
+    writeLine(io.stderr, '  guest console (last lines):');
+    // The serial console ends lines with \r\n; any other \r is the guest's and is shown.
+    for (const line of consoleTail.trimEnd().split(/\r?\n/)) writeLine(io.stderr, `    ${printable(line)}`);
+  }
+  const stack = e.code === 'internal' ? e.details?.['stack'] : undefined;
+  if (typeof stack === 'string') for (const line of stack.split('\n').slice(1)) writeLine(io.stderr, `    ${printable(line.trim())}`);
+  return exitCodeFor(e.code);
+}
+
+/** commander's own error (a missing argument, an unknown option or command) as a usage error. */
+function usageError(error: CommanderError, command: Command | undefined): GvmiTestError {
+  const where = command ? `gvmi-test ${command.name()}` : 'gvmi-test';
+  if (error.code === 'commander.help') {
+    // No command: commander has printed the help (on stderr).
+    return new GvmiTestError('usage', 'no command given', { hint: 'gvmi-test --help lists the commands' });
+  }
+  const message = error.message.replace(/^error: /, '');
+  return new GvmiTestError('usage', command ? `${command.name()}: ${message}` : message, {
+    hint: `${where} --help shows the usage`,
+    details: { commander: error.code },
+  });
 }
 
 export async function runCli(argv: readonly string[], io: CliIo = processIo): Promise<number> {
-  const program = createProgram(io);
+  const invocation: Invocation = {};
+  const program = createProgram(io, invocation);
   try {
     await program.parseAsync([...argv], { from: 'user' });
     return EXIT.ok;
   } catch (error) {
+    // Ending on a signal or a closed output (src/cli/termination.ts): the VMs are being stopped,
+    // and what failed because of it is no error to report.
+    const ending = terminationStatus();
+    if (ending !== undefined) return ending;
     if (error instanceof ExitStatus) return error.status;
+    // Errors come out as the command asked: `--json` is the command's own option as parsed, never
+    // a word of the guest command (`run img -- tool --json`).
+    const json = invocation.command?.opts()['json'] === true;
     if (error instanceof CommanderError) {
-      // help and version end here with exit code 0; usage errors were already printed
-      return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
+      // help and version end here with exit code 0
+      if (error.exitCode === 0) return EXIT.ok;
+      return reportError(usageError(error, invocation.command), io, json);
     }
-    return reportError(error, io, argv.includes('--json'));
+    return reportError(error, io, json);
   }
 }

@@ -123,7 +123,9 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
   }
   const outputDir = await stat(dirname(output)).catch(() => undefined);
   if (!outputDir?.isDirectory()) {
-    throw new GvmiTestError('build.bad-option', `cannot write ${output}: ${dirname(output)} is not an existing directory`);
+    throw new GvmiTestError('build.output-unwritable', `cannot write ${output}: ${dirname(output)} is not an existing directory`, {
+      hint: `create it first (mkdir -p ${dirname(output)}) or choose another output`,
+    });
   }
   const progress = options.onProgress ?? (() => {});
   const kind = await sourceKind(options.source);

@@ -50,14 +50,30 @@ export class RemoteVm implements VmLike {
   }
 
   static async connect(url: string): Promise<RemoteVm> {
-    const ws = new WebSocket(url, { maxPayload: 64 * 1024 * 1024 });
+    const shown = url.replace(/token=[^&]+/, 'token=…');
+    let ws: WebSocket;
+    try {
+      ws = new WebSocket(url, { maxPayload: 64 * 1024 * 1024 });
+    } catch (error) {
+      throw new GvmiTestError('usage', `${shown}: not the URL of a served VM: ${(error as Error).message}`, {
+        hint: 'use the ws:// URL gvmi-test serve printed (or wrote to its --url-file)',
+      });
+    }
+    // Failing to connect is neither a usage error nor the VM's: its own code (connect.*), so a
+    // script can tell "no server there (yet)" from everything else.
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
-      ws.once('unexpected-response', (_req, res) => reject(new GvmiTestError('usage', `the server refused the connection: ${res.statusCode} ${res.statusMessage ?? ''}`.trim(), {
-        hint: res.statusCode === 401 ? 'the token in the URL is missing or wrong: use the URL gvmi-test serve printed'
-          : res.statusCode === 403 ? 'the server refuses connections that carry an Origin header (browser pages)' : undefined,
+      ws.once('unexpected-response', (req, res) => {
+        req.destroy();
+        reject(new GvmiTestError('connect.refused', `the server at ${shown} refused the connection: ${res.statusCode} ${res.statusMessage ?? ''}`.trim(), {
+          hint: res.statusCode === 401 ? 'the token in the URL is missing or wrong: use the URL gvmi-test serve printed'
+            : res.statusCode === 403 ? 'the server refuses connections that carry an Origin header (browser pages)' : undefined,
+        }));
+      });
+      // `on`: an abandoned handshake may report more errors, which must not go unhandled.
+      ws.on('error', (e) => reject(new GvmiTestError('connect.failed', `cannot connect to ${shown}: ${e.message}`, {
+        hint: 'is gvmi-test serve still running? Its URL changes with every start: use the one it printed (or wrote to its --url-file) last',
       })));
-      ws.once('error', (e) => reject(new GvmiTestError('usage', `cannot connect to ${url.replace(/token=[^&]+/, 'token=…')}: ${e.message}`)));
     });
     const vm = new RemoteVm(ws);
     await vm.refreshInfo();

@@ -6,6 +6,7 @@ import { guestArgv } from '../guest-command.js';
 import type { CliIo } from '../io.js';
 import { collect, parseKeyValue, parsePositiveInt } from '../options.js';
 import { CONNECT_ENV, resolveConnectUrl } from '../served-url.js';
+import { divertSignals, onTermination } from '../termination.js';
 
 interface ExecFlags {
   connect?: string;
@@ -29,6 +30,9 @@ export function registerExec(program: Command, io: CliIo): void {
       const url = await resolveConnectUrl({ connect: flags.connect, connectFile: flags.connectFile, stdin: io.stdin });
       const { connectVm } = await import('../../server/ws-client.js');
       const vm = await connectVm(url);
+      // Ended by a signal or a closed output: disconnecting ends the command (a served VM kills
+      // the processes of a client that leaves) before the process exits.
+      const unregister = onTermination(() => vm.stop());
       try {
         const p = await vm.spawn(guestArgv(command), {
           env: Object.fromEntries(flags.env.map((e) => parseKeyValue(e, '--env'))),
@@ -38,13 +42,14 @@ export function registerExec(program: Command, io: CliIo): void {
         });
         p.on('stdout', (d) => io.stdout.write(d));
         p.on('stderr', (d) => io.stderr.write(d));
-        const onInterrupt = (): void => void p.kill('SIGINT').catch(() => {});
-        process.on('SIGINT', onInterrupt);
-        const r = await p.wait().finally(() => process.off('SIGINT', onInterrupt));
+        // Ctrl-C goes to the command, as to a local one: exec ends when the command does.
+        const restore = divertSignals(['SIGINT'], () => void p.kill('SIGINT').catch(() => {}));
+        const r = await p.wait().finally(restore);
         if (r.timedOut) throw new GvmiTestError('exec.timeout', `${command.join(' ')}: still running after ${flags.timeout} s, killed`);
         const status = r.exitCode ?? 128 + signalNumber(r.signal ?? 'SIGKILL');
         if (status !== 0) throw new ExitStatus(status);
       } finally {
+        unregister();
         await vm.stop();
       }
     });

@@ -19,6 +19,7 @@ import type { RuntimeProfile } from '../../vm/runtime-profile.js';
 import { parseRuntimeChoice, singleRuntime } from '../runtime-option.js';
 import { RUNTIME_VERSION_ENV } from '../../vm/runtime-env.js';
 import { LinePrefixer } from '../line-prefixer.js';
+import { startStoppable } from '../termination.js';
 
 export interface VmFlags {
   volume: string[];
@@ -82,7 +83,7 @@ export async function startVmFromFlags(image: string, flags: VmFlags, runtimeVer
     const { pino } = await import('pino');
     logger = pino({ level: flags.logLevel }, pino.destination({ dest: 2, sync: true }));
   }
-  return startVm({
+  const options = {
     image,
     volumes,
     env,
@@ -94,7 +95,9 @@ export async function startVmFromFlags(image: string, flags: VmFlags, runtimeVer
     keepVolumes: flags.keep ?? false,
     // commander sets snapshot=true unless --no-snapshot; only the flag overrides the environment.
     ...(flags.snapshot === false ? { snapshot: false } : {}),
-  });
+  };
+  // A signal or a closed output stops it before the process exits (src/cli/termination.ts).
+  return startStoppable((signal) => startVm({ ...options, signal }));
 }
 
 /**
@@ -355,10 +358,17 @@ export async function runUnder(plan: RunPlan, runtime: RuntimeProfile, label?: s
     const forward = (stream: NodeJS.WritableStream) => {
       const prefixer = label ? new LinePrefixer(stream, `[${label}] `) : undefined;
       if (prefixer) prefixers.push(prefixer);
+      // One 'drain' awaited at a time: chunks already on their way while output is paused, or
+      // written to a closed pipe (which never drains), must not pile up listeners.
+      let waiting = false;
       return (data: Buffer): void => {
-        if (!(prefixer ? prefixer.write(data) : stream.write(data))) {
+        if (!(prefixer ? prefixer.write(data) : stream.write(data)) && !waiting) {
+          waiting = true;
           vm.pauseOutput();
-          stream.once('drain', () => vm.resumeOutput());
+          stream.once('drain', () => {
+            waiting = false;
+            vm.resumeOutput();
+          });
         }
       };
     };

@@ -3,6 +3,7 @@ import { writeLine, type CliIo } from '../io.js';
 import { addVmOptions, runtimeFromFlags, startVmFromFlags, type VmFlags } from './run.js';
 import { parsePositiveInt } from '../options.js';
 import { writeUrlFile } from '../served-url.js';
+import { divertSignals, onTermination, TERMINATION_SIGNALS } from '../termination.js';
 
 interface ServeFlags extends VmFlags {
   host: string;
@@ -37,7 +38,10 @@ export function registerServe(program: Command, io: CliIo): void {
       try {
         const { serveVm } = await import('../../server/ws-server.js');
         server = await serveVm(vm, { host: flags.host, port, maxTransferBytes });
-        if (flags.urlFile) removeUrlFile = await writeUrlFile(flags.urlFile, server.url);
+        if (flags.urlFile) {
+          removeUrlFile = await writeUrlFile(flags.urlFile, server.url);
+          onTermination(removeUrlFile); // a signal before serving starts (below) removes it too
+        }
       } catch (error) {
         await server?.close();
         await vm.stop();
@@ -54,13 +58,19 @@ export function registerServe(program: Command, io: CliIo): void {
         for (const v of vm.volumes) writeLine(io.stderr, `gvmi-test: volume ${v.guestPath} -> ${v.hostPath}`);
         writeLine(io.stderr, 'gvmi-test: serving; Ctrl-C stops the VM');
       }
+      // SIGINT, SIGTERM or SIGHUP ends serving in serve's own order (URL file, server, VM), with
+      // status 0; a second signal stops the VM and exits 128+N (src/cli/termination.ts).
+      let restore = (): void => {};
       const interrupted = new Promise<void>((resolve) => {
-        process.once('SIGINT', resolve);
-        process.once('SIGTERM', resolve);
+        restore = divertSignals(TERMINATION_SIGNALS, () => {
+          restore();
+          resolve();
+        });
       });
       try {
         await Promise.race([interrupted, server.stopRequested]);
       } finally {
+        restore();
         await removeUrlFile();
         await server.close();
         await vm.stop();

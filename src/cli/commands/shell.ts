@@ -5,6 +5,8 @@ import type { GuestProcess } from '../../vm/guest-process.js';
 import type { StartedVm } from '../../vm/started-vm.js';
 import { writeLine, type CliIo } from '../io.js';
 import { printable } from '../../terminal-safe.js';
+import { onTermination } from '../termination.js';
+import { reportError } from '../program.js';
 import { addVmOptions, runtimeFromFlags, startVmFromFlags, type VmFlags } from './run.js';
 
 type TtyStream = NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?: (raw: boolean) => unknown };
@@ -23,6 +25,8 @@ async function terminalSession(vm: StartedVm, io: CliIo): Promise<void> {
   const onKeys = (d: Buffer | string): void => void p.write(typeof d === 'string' ? Buffer.from(d) : d).catch(() => {});
   const onResize = (): void => void p.resize(size().rows, size().cols).catch(() => {});
   input.setRawMode?.(true);
+  // Ended by a signal (src/cli/termination.ts): the terminal gets its line discipline back.
+  const unregister = onTermination(async () => void input.setRawMode?.(false));
   input.on('data', onKeys);
   input.resume();
   (out as unknown as NodeJS.EventEmitter).on?.('resize', onResize);
@@ -32,10 +36,23 @@ async function terminalSession(vm: StartedVm, io: CliIo): Promise<void> {
     input.off('data', onKeys);
     (out as unknown as NodeJS.EventEmitter).off?.('resize', onResize);
     input.setRawMode?.(false);
+    unregister();
     input.pause();
   }
   io.stderr.write('\r\n'); // the guest may have left the cursor mid-line (writeLine would show the \r)
   writeLine(io.stderr, 'gvmi-test shell: shutting down');
+}
+
+/**
+ * `--tty` passes keys raw to a guest shell that draws on our terminal and asks it where the cursor
+ * is (ESC[6n): without a terminal on both ends nothing ever answers, and the session would hang.
+ */
+function requireTerminal(io: CliIo): void {
+  const missing = [!io.stdin.isTTY && 'stdin', !io.stdout.isTTY && 'stdout'].filter(Boolean);
+  if (missing.length === 0) return;
+  throw new GvmiTestError('usage', `shell --tty needs a terminal, and ${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} not one`, {
+    hint: 'run it in a terminal, or leave out --tty: `gvmi-test shell IMAGE` reads command lines from a pipe or a file too',
+  });
 }
 
 interface ShellFlags extends VmFlags {
@@ -51,6 +68,7 @@ export function registerShell(program: Command, io: CliIo): void {
     .argument('<image>', 'the .gvmi file')
     .option('--tty', 'a real terminal in the guest (a pty): vi, top, job control work'))
     .action(async (image: string, flags: ShellFlags) => {
+      if (flags.tty) requireTerminal(io);
       await using vm = await startVmFromFlags(image, flags, runtimeFromFlags(flags, 'shell'));
       if (flags.tty) {
         await terminalSession(vm, io);
@@ -95,7 +113,7 @@ export function registerShell(program: Command, io: CliIo): void {
             if (r.exitCode !== 0) writeLine(io.stderr, r.signal ? `command killed by ${r.signal}` : `command failed with code ${r.exitCode}`);
           } catch (error) {
             if (error instanceof GvmiTestError && (error.code === 'vm.crashed' || error.code === 'vm.stopped')) throw error;
-            writeLine(io.stderr, printable(error instanceof Error ? error.message : String(error)));
+            reportError(error, io); // as every CLI error is shown; the session goes on
           } finally {
             running = undefined;
             starting = false;

@@ -85,9 +85,9 @@ describe('gvmi-test build from a directory', () => {
     expect(await readdir(out)).toEqual([]);
   });
 
-  it('an output directory that does not exist is refused up front', async () => {
+  it('an output directory that does not exist is refused up front (the output cannot be created: 73)', async () => {
     const e = await errorOf(buildImage({ source: inject('tinyRootfs'), output: join(dir, 'no', 'such', 'x.gvmi') }));
-    expect(e.code).toBe('build.bad-option');
+    expect(e.code).toBe('build.output-unwritable');
   });
 
   it('bad options and sources get usage/build codes', async () => {
