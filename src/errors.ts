@@ -12,6 +12,7 @@ export const ERROR_CODES = [
   'image.bad-json',
   'image.no-squashfs',
   'image.bad-volume',
+  'image.corrupt',
   // building a .gvmi
   'build.bad-source',
   'build.unknown-archive',

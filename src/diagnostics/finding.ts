@@ -17,6 +17,8 @@ export type FindingCode =
   | 'output-truncated-on-provider'
   | 'image-env-dropped'
   | 'exec-failed'
+  | 'image-corrupt'
+  | 'killed-by-signal'
   | 'volume-not-in-image';
 
 export interface Finding {

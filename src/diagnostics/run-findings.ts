@@ -6,6 +6,7 @@
 import type { UpperUsageEntry } from '../agent/agent-client.js';
 import type { RuntimeProfile } from '../vm/runtime-profile.js';
 import type { Finding } from './finding.js';
+import { constants } from 'node:os';
 import { formatBytes } from '../format-bytes.js';
 
 /** The requestor's buffer per stream (golem's default RFD: PIPE_CYCLIC 4096; ya-runtime-vm lib.rs). */
@@ -15,6 +16,10 @@ const NEARLY_FULL_RATIO = 0.95;
 
 export interface ExecOutcome {
   exitCode: number | null;
+  /** The signal's name when one ended the process (ExecResult has it). */
+  signal?: string | null;
+  /** Killed by its own timeout: exec.timeout says so, not killed-by-signal. */
+  timedOut?: boolean;
   stdout: string;
   stderr: string;
   stdoutBytes: number;
@@ -70,6 +75,40 @@ export function outputSizeFinding(outcome: ExecOutcome, volumes: readonly string
   };
 }
 
+/** What each common signal usually means when it ends a command. */
+const SIGNAL_CAUSES: Record<string, { what: string; fix: string }> = {
+  SIGKILL: {
+    what: 'usually the guest\'s OOM killer (out of memory), or a kill from outside',
+    fix: 'if the guest ran out of memory, give the VM more (--memory, or memory in startVm; a provider gives what its offer says) or make the command use less; the findings and output above may say more',
+  },
+  SIGBUS: {
+    what: 'a bus error: the program touched memory that could not be read, typically a file it mapped that the kernel could not load: a damaged image, or a file truncated while mapped',
+    fix: 'look for image-corrupt above (gvmi-test inspect --verify reads every block of the image); otherwise check the files the program maps',
+  },
+  SIGSEGV: { what: 'a segmentation fault: a crash in the program itself', fix: 'debug the program (it crashes the same way on a provider); check it was built for this CPU and libc' },
+  SIGILL: { what: 'an illegal instruction: the program uses a CPU feature this (virtual) CPU lacks', fix: 'build for a baseline x86-64 CPU (providers\' CPUs differ, and so may the one gvmi-test emulates)' },
+  SIGABRT: { what: 'the program aborted itself (abort(), a failed assertion, an uncaught C++ exception)', fix: 'read its stderr above for the reason' },
+  SIGPIPE: { what: 'it wrote to a pipe nobody reads any more', fix: 'check the other end of its pipes' },
+};
+
+/**
+ * A command ended by a signal: said in one line, as a shell does ("Bus error"), since the exit
+ * status alone (128+N here, the bare N for a requestor, indistinguishable from `exit N`) says
+ * little. Not for a command gvmi-test killed itself at its timeout (exec.timeout says that).
+ */
+export function killedBySignalFinding(outcome: Pick<ExecOutcome, 'signal' | 'timedOut'> & { signalNumber?: number }): Finding | undefined {
+  if (!outcome.signal || outcome.timedOut) return undefined;
+  const cause = SIGNAL_CAUSES[outcome.signal];
+  const n = outcome.signalNumber;
+  return {
+    code: 'killed-by-signal',
+    severity: 'error',
+    message: `killed by ${outcome.signal}${cause ? ` (${cause.what})` : ''}${n === undefined ? '' : `; gvmi-test exits ${128 + n}, a requestor sees only "exit code ${n}"`}`,
+    fix: cause?.fix ?? 'the signal came from the program itself, another process, or the kernel: check its output above',
+    details: { signal: outcome.signal, ...(n === undefined ? {} : { signalNumber: n }) },
+  };
+}
+
 /** A shell's or a program's "not found" (busybox: `sh: ls: not found`, bash: `command not found`). */
 const NOT_FOUND = /\bnot found\b/i;
 
@@ -117,6 +156,8 @@ export interface DiagnosableVm {
 export async function diagnoseResult(vm: DiagnosableVm, result: ExecOutcome, running: boolean): Promise<Finding[]> {
   const findings: Finding[] = [];
   const volumes = vm.volumes.map((v) => v.guestPath);
+  const killed = killedBySignalFinding({ ...result, ...(result.signal ? { signalNumber: signalNumberOrUndefined(result.signal) } : {}) });
+  if (killed) findings.push(killed);
   if (running) {
     const stats = await vm.stats();
     if (overlaySuspect(result, stats.overlay)) findings.push(overlayFullFinding(stats.overlay, await vm.overlayUsage(5), volumes));
@@ -157,4 +198,8 @@ export function shadowingFinding(shadowed: readonly string[]): Finding | undefin
     fix: 'move them out of the volume paths (e.g. /golem/resources), or send them as inputs at run time',
     paths: [...shadowed],
   };
+}
+
+function signalNumberOrUndefined(name: string): number | undefined {
+  return (constants.signals as Record<string, number | undefined>)[name];
 }

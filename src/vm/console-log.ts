@@ -1,5 +1,5 @@
 /** The guest's serial console, captured to a file: what the host shows when a boot goes wrong. */
-import { open, readFile } from 'node:fs/promises';
+import { open, readFile, stat } from 'node:fs/promises';
 
 export const FATAL_MARKER = 'GVMI-INIT-FATAL';
 
@@ -92,4 +92,45 @@ export function parseAgentStop(consoleText: string): { reason: string; line: str
 /** Kernel panics end QEMU at once (panic=-1, -no-reboot); the console says why. */
 export function findKernelPanic(consoleText: string): string | undefined {
   return /Kernel panic[^\r\n]*/.exec(consoleText)?.[0];
+}
+
+/**
+ * Lines where the guest kernel failed to read the image: squashfs decompression or read errors,
+ * block I/O errors on its disk (virtio-blk, vda). A damaged .gvmi mounts fine (its superblock and
+ * tables are intact) and fails only when a damaged block is read: a program dies with SIGBUS or
+ * EIO and the console says why. Distinct lines, in order, at most `limit`.
+ */
+export function findImageErrors(consoleText: string, limit = 5): string[] {
+  const found: string[] = [];
+  for (const m of consoleText.matchAll(/^.*(?:SQUASHFS error|I\/O error[^\r\n]*\bdev vd|Buffer I\/O error on dev vd)[^\r\n]*/gm)) {
+    const line = m[0].replace(/^\[[\s\d.]+\]\s*/, '').trim();
+    if (!found.includes(line)) found.push(line);
+    if (found.length >= limit) break;
+  }
+  return found;
+}
+
+/** The console's size now: where the output of what happens next starts. */
+export async function consoleSize(path: string): Promise<number> {
+  return stat(path).then((s) => s.size, () => 0);
+}
+
+/** The console from byte `offset` on (at most the last `maxBytes` of it). */
+export async function readConsoleFrom(path: string, offset: number, maxBytes = 256 * 1024): Promise<string> {
+  let handle;
+  try {
+    handle = await open(path, 'r');
+  } catch {
+    return '';
+  }
+  try {
+    const { size } = await handle.stat();
+    const start = Math.max(offset, size - maxBytes, 0);
+    if (start >= size) return '';
+    const buffer = Buffer.alloc(size - start);
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, start);
+    return buffer.subarray(0, bytesRead).toString('utf8');
+  } finally {
+    await handle.close();
+  }
 }

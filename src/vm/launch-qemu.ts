@@ -14,7 +14,8 @@ import { GvmiTestError } from '../errors.js';
 import { incomingArgs, monitorArgs } from '../qemu/migration.js';
 import { QmpClient } from '../qemu/qmp-client.js';
 import { spawnQemu, type QemuExit, type QemuProcess } from '../qemu/qemu-process.js';
-import { consoleTail, explainInitFailure, findKernelPanic, parseAgentStop, parseInitFailure, readConsole } from './console-log.js';
+import { consoleTail, explainInitFailure, findImageErrors, findKernelPanic, parseAgentStop, parseInitFailure, readConsole } from './console-log.js';
+import { imageDamageHint } from '../diagnostics/image-damage.js';
 
 export type LaunchMode =
   | { kind: 'boot'; /** Also open QMP (needed to save a snapshot after the boot). */ monitor: boolean }
@@ -75,8 +76,10 @@ export async function crashError(consoleLog: string, exit: string | number, qemu
   }
   const panic = findKernelPanic(text);
   const said = qemuSaid(qemuStderr);
+  const damage = findImageErrors(text);
   return new GvmiTestError('vm.crashed', `the guest crashed: ${panic ?? `QEMU exited (${exit})`}`, {
     hint: [
+      damage.length > 0 ? imageDamageHint(damage) : undefined,
       panic ? `${explainPanic(panic)}; the console tail below shows what led to it` : said ? undefined : 'QEMU ended unexpectedly (killed from outside, or out of host memory?)',
       said,
     ].filter(Boolean).join('; '),
@@ -89,7 +92,12 @@ async function bootError(code: 'vm.boot-failed' | 'vm.boot-timeout', message: st
   const initFailure = parseInitFailure(consoleText);
   const panic = findKernelPanic(consoleText);
   // QEMU's own words go with every boot error, whatever else explains it.
-  const hint = [initFailure ? explainInitFailure(initFailure) : panic ? explainPanic(panic) : undefined, qemuSaid(qemuStderr)].filter(Boolean).join('; ');
+  const damage = findImageErrors(consoleText);
+  const hint = [
+    damage.length > 0 ? imageDamageHint(damage) : undefined,
+    initFailure ? explainInitFailure(initFailure) : panic ? explainPanic(panic) : undefined,
+    qemuSaid(qemuStderr),
+  ].filter(Boolean).join('; ');
   return new GvmiTestError(code, message, {
     ...(hint ? { hint } : {}),
     details: { consoleTail: await consoleTail(consoleLog, 25), ...(initFailure ? { initFailure } : {}), ...(qemuStderr ? { qemuStderr } : {}) },

@@ -9,7 +9,8 @@ import { AgentRequestError } from '../agent/agent-client.js';
 import { GvmiTestError } from '../errors.js';
 import type { ImageMetadata } from '../image/container-config.js';
 import type { Accelerator } from '../qemu/accelerator.js';
-import { consoleTail, readConsole } from './console-log.js';
+import { consoleSize, consoleTail, findImageErrors, readConsole, readConsoleFrom } from './console-log.js';
+import { imageCorruptFinding } from '../diagnostics/image-damage.js';
 import { GuestProcess, type ExecResult } from './guest-process.js';
 import { downloadFromVolume, emptyVolume, uploadToVolume, type DownloadOptions, type DownloadReport } from './transfer.js';
 import type { VolumeMount } from './volumes.js';
@@ -96,6 +97,8 @@ export interface VmInternals {
 }
 
 const DEFAULT_MAX_BUFFER = 64 * 1024 * 1024;
+/** How long diagnose() gives the console to catch up with a process killed by a signal. */
+const CONSOLE_SETTLE_MS = 200;
 
 /** Results of vm.exec() carry their VM under this key (not enumerable), for matchers' diagnostics. */
 export const RESULT_VM = Symbol.for('gvmi-test.result-vm');
@@ -121,6 +124,8 @@ export class StartedVm implements VmLike {
   private readonly processes = new Map<bigint, GuestProcess>();
   /** The working directory each process was started in (to explain one that could not start). */
   private readonly cwdOf = new WeakMap<GuestProcess, string>();
+  /** Where the console stood when each result's process started: what it printed after is its. */
+  private readonly consoleStartOf = new WeakMap<ExecResult, Promise<number>>();
   private stopping: Promise<void> | undefined;
   private crash: GvmiTestError | undefined;
   readonly volumes: readonly VolumeMount[];
@@ -180,6 +185,7 @@ export class StartedVm implements VmLike {
     const argv = commandArgv(command);
     const { client } = this.internals;
     const stdinData = options.stdin !== undefined && options.stdin !== 'pipe' ? options.stdin : undefined;
+    const consoleStart = consoleSize(this.info.consoleLog);
     let id: bigint;
     try {
       id = await client.runProcess({
@@ -203,6 +209,8 @@ export class StartedVm implements VmLike {
     }, options.maxBuffer ?? DEFAULT_MAX_BUFFER, options.iterate ?? false);
     this.processes.set(id, process);
     this.cwdOf.set(process, options.cwd ?? this.info.metadata.workingDir);
+    // Registered before anyone else can wait for the result: diagnose() finds it.
+    process.result.then((r) => { this.consoleStartOf.set(r, consoleStart); }, () => {});
     client.claimProcess(id);
     if (stdinData !== undefined) {
       void process.end(stdinData).catch((error: unknown) => this.internals.logger.debug({ error }, 'stdin write failed'));
@@ -307,8 +315,24 @@ export class StartedVm implements VmLike {
    */
   async diagnose(result: ExecResult): Promise<Finding[]> {
     const findings = await diagnoseResult(this, result, !this.crash && !this.stopping);
+    const damage = await this.imageErrorsSince(result);
+    if (damage.length > 0) findings.unshift(imageCorruptFinding(damage));
     if (result.execFailure) findings.unshift(await this.execFailureFinding(result));
     return findings;
+  }
+
+  /**
+   * Errors reading the image that the guest kernel printed while this result's command ran (from
+   * its start on; the whole console for a result of unknown origin).
+   */
+  private async imageErrorsSince(result: ExecResult): Promise<string[]> {
+    const start = (await this.consoleStartOf.get(result)) ?? 0;
+    const found = findImageErrors(await readConsoleFrom(this.info.consoleLog, start));
+    if (found.length > 0 || !result.signal) return found;
+    // Killed by a signal (SIGBUS, when a mapped file could not be read): the kernel's lines are
+    // printed before the signal, but may reach the console file a moment after its death does.
+    await new Promise((r) => setTimeout(r, CONSOLE_SETTLE_MS));
+    return findImageErrors(await readConsoleFrom(this.info.consoleLog, start));
   }
 
   /** Explains a process that could not start; reads a volume script's `#!` line when it can. */

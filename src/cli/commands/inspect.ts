@@ -11,9 +11,10 @@ export function registerInspect(program: Command, io: CliIo): void {
     .description('show a .gvmi\'s metadata, sizes and what will surprise you on a provider')
     .argument('<image>', 'the .gvmi file')
     .option('--json', 'print everything as one JSON object')
-    .action(async (path: string, flags: { json?: boolean }) => {
+    .option('--verify', 'also read every block of the squashfs (a damaged image fails with image.corrupt)')
+    .action(async (path: string, flags: { json?: boolean; verify?: boolean }) => {
       const { inspectImage } = await import('../../image/inspect-image.js');
-      const result = await inspectImage(path);
+      const result = await inspectImage(path, { verify: flags.verify ?? false });
       const { image } = result;
       if (flags.json) {
         writeLine(io.stdout, JSON.stringify({
@@ -25,6 +26,7 @@ export function registerInspect(program: Command, io: CliIo): void {
           metadata: image.metadata,
           shadowed: result.shadowed.map((e) => e.path),
           findings: result.findings,
+          ...(result.verified ? { verified: result.verified } : {}),
         }, null, 2));
         return;
       }
@@ -43,6 +45,7 @@ export function registerInspect(program: Command, io: CliIo): void {
       if (m.cmd.length) out(`  cmd         ${printable(JSON.stringify(m.cmd))}`);
       if (m.user) out(`  user        ${printable(m.user)}`);
       for (const [k, v] of Object.entries(m.labels)) out(`  label       ${printable(k)}=${printable(v)}`);
+      if (result.verified) out('  verified    every block of the squashfs reads back');
       if (result.findings.length === 0) {
         out();
         out('no provider traps found');
