@@ -1,9 +1,38 @@
 /**
  * Small, seeded fuzzing helpers: mutated real inputs and random bytes, reproducible from the seed
- * printed on failure. Case counts: FUZZ_CASES (default 10,000 per target; `make fuzz` runs more).
+ * printed on failure. Each target runs FUZZ_CASES cases (GVMI_TEST_FUZZ_CASES, default 10,000),
+ * or fewer when FUZZ_SECONDS of work (GVMI_TEST_FUZZ_SECONDS, default 20) ran out first: a busy
+ * machine runs fewer cases, never fails for the time it took. Cases run in a fixed order from
+ * the seed, so any count is a prefix of the full run. `make fuzz`: 200,000 cases, no time limit.
  */
-export const FUZZ_CASES = Number(process.env['GVMI_TEST_FUZZ_CASES'] ?? 10_000);
+export const FUZZ_CASES = Math.max(1, Math.floor(Number(process.env['GVMI_TEST_FUZZ_CASES'] ?? 10_000)));
+export const FUZZ_SECONDS = Number(process.env['GVMI_TEST_FUZZ_SECONDS'] ?? 20);
 export const FUZZ_SEED = Number(process.env['GVMI_TEST_FUZZ_SEED'] ?? 0x9e3779b9);
+
+/** A fuzz test's own timeout: the budget with room to spare (a day without one). */
+export const FUZZ_TIMEOUT_MS = FUZZ_SECONDS > 0 ? FUZZ_SECONDS * 1000 * 3 + 120_000 : 24 * 3600_000;
+
+/** What the fuzz title says about its length. */
+export const FUZZ_LENGTH = FUZZ_SECONDS > 0 ? `up to ${FUZZ_CASES} cases or ${FUZZ_SECONDS} s` : `${FUZZ_CASES} cases`;
+
+/**
+ * Runs `one(0)`, `one(1)`, … until FUZZ_CASES ran, or FUZZ_SECONDS passed and `covered()` holds
+ * (what the test goes on to assert was reached: the time limit never cuts a run short of it).
+ * Every case that runs is checked by `one` itself. Logs and returns how many ran.
+ */
+export async function fuzzCases(target: string, one: (i: number) => void | Promise<void>, covered: () => boolean = () => true): Promise<number> {
+  const started = performance.now();
+  const deadline = FUZZ_SECONDS > 0 ? started + FUZZ_SECONDS * 1000 : Infinity;
+  let ran = 0;
+  while (ran < FUZZ_CASES) {
+    await one(ran);
+    ran++;
+    if (performance.now() >= deadline && covered()) break;
+  }
+  const seconds = ((performance.now() - started) / 1000).toFixed(1);
+  console.log(`fuzz: ${target}: ${ran} of ${FUZZ_CASES} cases in ${seconds} s${ran < FUZZ_CASES ? ` (the ${FUZZ_SECONDS} s budget ran out first)` : ''}`);
+  return ran;
+}
 
 /** mulberry32: a tiny seeded PRNG. */
 export function rng(seed: number): () => number {

@@ -10,7 +10,7 @@ import { RespType } from '../../../src/agent/protocol.js';
 import { GvmiTestError } from '../../../src/errors.js';
 import { encodeTrailer, readGvmi } from '../../../src/image/gvmi-file.js';
 import { smallSquashfs } from '../../helpers/small-squashfs.js';
-import { FUZZ_CASES, FUZZ_SEED, mutate, rng } from '../../helpers/fuzz.js';
+import { FUZZ_LENGTH, FUZZ_SEED, FUZZ_TIMEOUT_MS, fuzzCases, mutate, rng } from '../../helpers/fuzz.js';
 
 let dir: string;
 let image: Buffer;
@@ -23,13 +23,15 @@ beforeAll(async () => {
   image = Buffer.concat([fs, encodeTrailer({ Env: ['A=1'], Volumes: { '/out': {} }, WorkingDir: '/' })]);
 });
 
+const READER_CHECKS = ['image.bad-length', 'image.crc-mismatch', 'image.no-squashfs', 'image.truncated'];
+
 describe('fuzz: .gvmi reader', () => {
-  it(`${FUZZ_CASES} mutated and random files: typed errors only`, async () => {
+  it(`mutated and random files (${FUZZ_LENGTH}): typed errors only`, async () => {
     const next = rng(FUZZ_SEED);
     const path = join(dir, 'case.gvmi');
     const codes = new Map<string, number>();
     const heapBefore = process.memoryUsage().heapUsed;
-    for (let i = 0; i < FUZZ_CASES; i++) {
+    await fuzzCases('.gvmi reader', async (i) => {
       // Mostly the trailer and the superblock, where the reader looks.
       const hot = next() < 0.5 ? { start: trailerStart, end: image.length } : { start: 0, end: 96 };
       const input = mutate(next, image, hot);
@@ -41,17 +43,17 @@ describe('fuzz: .gvmi reader', () => {
         if (!(error instanceof GvmiTestError)) throw new Error(`case ${i} (seed ${FUZZ_SEED}): untyped ${String(error)}`);
         codes.set(error.code, (codes.get(error.code) ?? 0) + 1);
       }
-    }
+    }, () => READER_CHECKS.every((code) => codes.has(code)));
     expect(process.memoryUsage().heapUsed - heapBefore).toBeLessThan(256 * 1024 * 1024);
     // the mutations reach every check of the reader
-    for (const code of ['image.bad-length', 'image.crc-mismatch', 'image.no-squashfs', 'image.truncated']) {
+    for (const code of READER_CHECKS) {
       expect(codes.get(code) ?? 0, `${code} in ${JSON.stringify([...codes])}`).toBeGreaterThan(0);
     }
-  }, 300_000);
+  }, FUZZ_TIMEOUT_MS);
 });
 
 describe('fuzz: guest message decoder', () => {
-  it(`${FUZZ_CASES} mutated streams, fed in random pieces: messages or agent.protocol, nothing else`, () => {
+  it(`mutated streams fed in random pieces (${FUZZ_LENGTH}): messages or agent.protocol, nothing else`, async () => {
     const next = rng(FUZZ_SEED + 1);
     const frame = (id: bigint, type: number, body: Buffer): Buffer => {
       const h = Buffer.alloc(9);
@@ -69,7 +71,7 @@ describe('fuzz: guest message decoder', () => {
     ]);
     let decoded = 0;
     let refused = 0;
-    for (let i = 0; i < FUZZ_CASES; i++) {
+    await fuzzCases('guest message decoder', (i) => {
       const input = mutate(next, valid);
       const reader = new MessageReader();
       try {
@@ -82,8 +84,8 @@ describe('fuzz: guest message decoder', () => {
         if (!(error instanceof GvmiTestError) || error.code !== 'agent.protocol') throw new Error(`case ${i} (seed ${FUZZ_SEED + 1}): ${String(error)}`);
         refused++;
       }
-    }
+    }, () => decoded > 0 && refused > 0);
     expect(decoded).toBeGreaterThan(0);
     expect(refused).toBeGreaterThan(0);
-  });
+  }, FUZZ_TIMEOUT_MS);
 });
