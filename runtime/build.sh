@@ -24,6 +24,20 @@ if [ ! -f "$out/initramfs.cpio" ]; then
   rm -rf "$out"; mv "$out.tmp" "$out"
 fi
 
+# On x86-64 hosts, a host tool: the TSC frequency a TCG guest is told (runtime/host/tsc_khz.c).
+tsc_tool=""
+if [ "$(uname -m)" = x86_64 ]; then
+  tool_hash=$( { echo "$cc ${cflags[*]}"; cat "$here/host/tsc_khz.c"; } | sha256sum | cut -c1-16)
+  tsc_tool="$cache/runtime/host-$tool_hash/tsc-khz"
+  if [ ! -x "$tsc_tool" ]; then
+    echo "runtime: building the host's tsc-khz ($cc, $tool_hash)" >&2
+    mkdir -p "$(dirname "$tsc_tool")"
+    "$cc" "${cflags[@]}" -o "$tsc_tool.tmp" "$here/host/tsc_khz.c"
+    strip "$tsc_tool.tmp"
+    mv "$tsc_tool.tmp" "$tsc_tool"
+  fi
+fi
+
 mkdir -p "$here/.build"
 kernel_hash=$(basename "$(dirname "$kernel")")
 cat > "$here/.build/runtime.json.tmp" <<JSON
@@ -32,7 +46,8 @@ cat > "$here/.build/runtime.json.tmp" <<JSON
   "kernelHash": "$kernel_hash",
   "initramfs": "$out/initramfs.cpio",
   "initHash": "$init_hash",
-  "runtimeHash": "$kernel_hash-$init_hash"
+  "runtimeHash": "$kernel_hash-$init_hash",
+  "tscKhzTool": "$tsc_tool"
 }
 JSON
 mv "$here/.build/runtime.json.tmp" "$here/.build/runtime.json"

@@ -61,9 +61,16 @@ enum msg_type {
                            * mix the host's entropy into the pool and reseed -> OK */
     MSG_HELLO = 70,       /* SUB_HELLO_VERSION: the host speaks the extensions -> OK_U64 the agent's
                            * extension version; known before the handshake (it is the handshake) */
+    MSG_CLOCK = 71,       /* SUB_CLOCK_STEP_NS (optional): CLOCK_REALTIME moves by that step, then
+                           * -> OK_U64 the guest's CLOCK_REALTIME in ns, read after the step; ERR
+                           * the errno of a step the kernel refuses. How the host brings a
+                           * restored guest's clock to within a few ms of its own whatever the
+                           * load: it measures the offset across a round trip (NTP-style) and steps
+                           * it away; a step is relative, so its own delay in the queues does not
+                           * matter */
 };
 
-#define PROTO_EXTENSION_VERSION 1
+#define PROTO_EXTENSION_VERSION 2 /* 2: MSG_CLOCK */
 
 enum sub_hello { SUB_HELLO_VERSION = 1 /* u32 */ };
 enum sub_net_ctl {
@@ -129,6 +136,10 @@ enum sub_usage { SUB_USAGE_LIMIT = 1 /* u32: how many files, at most 1000 */ };
 enum sub_resumed {
     SUB_RESUMED_TIME_NS = 1, /* u64: host CLOCK_REALTIME in ns since the epoch */
     SUB_RESUMED_ENTROPY = 2, /* BYTES: 16..PROTO_MAX_ENTROPY random bytes from the host */
+};
+enum sub_clock {
+    SUB_CLOCK_STEP_NS = 1, /* u64: a signed (two's complement) step in ns, added to CLOCK_REALTIME
+                            * to the µs (ADJ_SETOFFSET; the guest's NTP state stays as it was) */
 };
 enum sub_resize { SUB_RESIZE_ID = 1 /* u64 */, SUB_RESIZE_ROWS = 2 /* u32 */, SUB_RESIZE_COLS = 3 /* u32 */ };
 

@@ -232,6 +232,13 @@ static void handle(struct agent *a, const struct request *req) {
         reply_status(a, req->id, req->has_time && req->entropy.len
             ? resume_refresh(req->time_ns, req->entropy.data, (size_t)req->entropy.len) : -EINVAL);
         break;
+    case MSG_CLOCK: {
+        uint64_t now_ns;
+        int r = resume_clock(req->clock_step_ns, &now_ns);
+        if (r) wire_err(&a->out, req->id, (uint32_t)-r);
+        else wire_ok_u64(&a->out, req->id, now_ns);
+        break;
+    }
     default: /* not reached: the parser stops on types it does not know */
         stop_like_upstream(a, "unknown request type", req->id, req->type);
     }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/timex.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,5 +46,24 @@ int resume_refresh(uint64_t realtime_ns, const uint8_t *entropy, size_t len) {
     if (clock_settime(CLOCK_REALTIME, &ts) < 0) return -errno;
     /* Marks the restore in the console, where the boot messages of this VM are missing. */
     boot_log("gvmi-init: resumed from a snapshot: clock set, random generator reseeded");
+    return 0;
+}
+
+int resume_clock(int64_t step_ns, uint64_t *now_ns) {
+    /* ADJ_SETOFFSET adds the step inside the kernel: seconds, then µs in [0, 1e6). In µs, not
+     * ADJ_NANO: that mode would stay set (STA_NANO) and change what adjtimex shows in the guest. */
+    int64_t step_us = step_ns / 1000;
+    if (step_us) {
+        struct timex tx = {.modes = ADJ_SETOFFSET};
+        int64_t sec = step_us / 1000000, usec = step_us % 1000000;
+        if (usec < 0) { sec -= 1; usec += 1000000; }
+        tx.time.tv_sec = (time_t)sec;
+        tx.time.tv_usec = (suseconds_t)usec;
+        if (clock_adjtime(CLOCK_REALTIME, &tx) < 0) return -errno;
+    }
+    struct timespec ts;
+    if (clock_gettime(CLOCK_REALTIME, &ts) < 0) return -errno;
+    if (ts.tv_sec < 0) return -ERANGE;
+    *now_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
     return 0;
 }

@@ -11,4 +11,10 @@
  * Returns 0 or -errno. */
 int resume_refresh(uint64_t realtime_ns, const uint8_t *entropy, size_t len);
 
+/* CLOCK: moves CLOCK_REALTIME by step_ns (none for 0) in one kernel call, so nothing between
+ * reading and writing the clock is lost, then reads it into *now_ns. RESUMED's time was the host's
+ * when it was sent, and may have waited in queues for a second on a loaded host; the host measures
+ * what is left across round trips of this request and steps it away. Returns 0 or -errno. */
+int resume_clock(int64_t step_ns, uint64_t *now_ns);
+
 #endif

@@ -228,6 +228,15 @@ static int read_sub(struct cursor *c, struct request *req, uint8_t sub, int exte
             return 1;
         }
         break;
+    case MSG_CLOCK:
+        if (sub == SUB_CLOCK_STEP_NS) {
+            uint64_t step;
+            int r = read_u64(c, &step);
+            if (r <= 0) return r;
+            memcpy(&req->clock_step_ns, &step, sizeof step); /* two's complement on the wire */
+            return 1;
+        }
+        break;
     case MSG_HELLO:
         if (sub == SUB_HELLO_VERSION) return read_u32(c, &req->hello_version);
         break;
@@ -244,7 +253,7 @@ static int unimplemented_upstream(uint8_t type) {
 static int known_type(uint8_t type, int extensions) {
     if (type >= MSG_QUIT && type <= MSG_NET_HOST) return 1;
     if (type == MSG_HELLO) return 1; /* the handshake itself */
-    return extensions && type >= MSG_PUT_INPUT && type <= MSG_RESUMED;
+    return extensions && ((type >= MSG_PUT_INPUT && type <= MSG_RESUMED) || type == MSG_CLOCK);
 }
 
 enum parse_result wire_parse_request(const uint8_t *buf, size_t len, struct request *req,

@@ -74,6 +74,8 @@ struct request {
     uint64_t time_ns;
     int has_time;
     struct span entropy;
+    /* CLOCK */
+    int64_t clock_step_ns;
 };
 
 enum parse_result {

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { GvmiTestError } from '../errors.js';
 import { chunkInput, MessageReader, RequestWriter, type GuestMessage } from './codec.js';
 import { describeErrno, errnoName } from './errno.js';
-import { MsgType, PROTO_EXTENSION_VERSION, RedirectKind, STATS_FIELDS, SubHello, SubInput, SubKill, SubMount, SubResize, SubResumed, SubRun, SubSignal, SubUsage } from './protocol.js';
+import { MsgType, PROTO_EXTENSION_VERSION, RedirectKind, STATS_FIELDS, SubHello, SubInput, SubKill, SubMount, SubResize, SubClock, SubResumed, SubRun, SubSignal, SubUsage } from './protocol.js';
 
 export interface RunProcessSpec {
   /** The program (BIN); argv[0] when not given. */
@@ -258,6 +258,16 @@ export class AgentClient extends EventEmitter<AgentEvents> {
    */
   async resumed(realtimeNs: bigint, entropy: Buffer, timeoutMs?: number): Promise<void> {
     await this.request(MsgType.RESUMED, (w) => w.sub(SubResumed.TIME_NS).u64(realtimeNs).sub(SubResumed.ENTROPY).bytes(entropy), 'refreshing the restored guest', timeoutMs);
+  }
+
+  /**
+   * Moves the guest's CLOCK_REALTIME by `stepNs` (may be negative; 0 only reads it) and answers
+   * the guest's CLOCK_REALTIME in ns, read after the step (proto.h MSG_CLOCK).
+   */
+  async clock(stepNs: bigint, timeoutMs?: number): Promise<bigint> {
+    const reply = await this.request(MsgType.CLOCK, (w) => { if (stepNs !== 0n) w.sub(SubClock.STEP_NS).u64(BigInt.asUintN(64, stepNs)); }, 'setting the guest clock', timeoutMs);
+    if (reply.type !== 'ok-u64') throw new GvmiTestError('agent.protocol', `CLOCK answered with ${reply.type}`);
+    return reply.value;
   }
 
   async mountVolume(tag: string, path: string): Promise<void> {

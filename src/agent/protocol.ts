@@ -22,6 +22,8 @@ export const MsgType = {
   RESUMED: 69,
   /** The handshake: extensions exist only after it (proto.h MSG_HELLO). */
   HELLO: 70,
+  /** Steps the guest's CLOCK_REALTIME and reads it back (proto.h MSG_CLOCK). */
+  CLOCK: 71,
 } as const;
 export type MsgType = (typeof MsgType)[keyof typeof MsgType];
 
@@ -34,12 +36,13 @@ export const SubSignal = { ID: 1, SIGNO: 2 } as const;
 export const SubUsage = { LIMIT: 1 } as const;
 export const SubResize = { ID: 1, ROWS: 2, COLS: 3 } as const;
 export const SubResumed = { TIME_NS: 1, ENTROPY: 2 } as const;
+export const SubClock = { STEP_NS: 1 } as const;
 export const SubHello = { VERSION: 1 } as const;
 export const SubNetHost = { ENTRY: 1 } as const;
 export const SubNetCtl = { FLAGS: 1, ADDR: 2, MASK: 3, GATEWAY: 4, IF_ADDR: 5, IF: 6 } as const;
 
 /** The extension version this host speaks (proto.h PROTO_EXTENSION_VERSION). */
-export const PROTO_EXTENSION_VERSION = 1;
+export const PROTO_EXTENSION_VERSION = 2;
 
 export const RedirectKind = { FILE: 0, PIPE_BLOCKING: 1, PIPE_CYCLIC: 2, PIPE_PUSH: 64 } as const;
 

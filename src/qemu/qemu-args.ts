@@ -28,6 +28,8 @@ export interface QemuSpec {
   sandbox: boolean;
   /** Drop to this user after start-up (when gvmi-test runs as root). */
   runAs?: string;
+  /** Under TCG: the host's TSC frequency, so the guest keeps time with the TSC (host-tsc.ts). */
+  tscKhz?: number;
 }
 
 /** TCG's translation cache, MiB: the default (1 GiB with big guests) is wasted on short runs. */
@@ -61,12 +63,15 @@ export function baseArgs(sandbox: boolean, runAs?: string): string[] {
   ];
 }
 
-export function kernelCommandLine(spec: Pick<QemuSpec, 'hostname' | 'overlayMiB' | 'runtime'> & { accelerator?: Accelerator }): string {
+export function kernelCommandLine(spec: Pick<QemuSpec, 'hostname' | 'overlayMiB' | 'runtime' | 'tscKhz'> & { accelerator?: Accelerator }): string {
   return [
     'console=ttyS0',
     '8250.nr_uarts=1', // probing the 3 absent legacy UARTs costs ~0.1 s under emulation
     // Under TCG the delay-loop calibration takes ~0.2 s; delays use the TSC anyway (tsc=reliable).
     ...(spec.accelerator?.accel === 'tcg' ? ['lpj=1000000'] : []),
+    // Under TCG the guest's TSC is the host's; told its rate, the kernel keeps time with it instead
+    // of jiffies, which lose every tick a busy host delays (host-tsc.ts).
+    ...(spec.accelerator?.accel === 'tcg' && spec.tscKhz ? [`tsc_early_khz=${spec.tscKhz}`] : []),
     'quiet',
     'panic=-1', // with -no-reboot a panic ends QEMU at once, and the host sees the console
     'reboot=t', // a triple-fault reboot: the quickest way out of a microvm
@@ -83,7 +88,7 @@ export function kernelCommandLine(spec: Pick<QemuSpec, 'hostname' | 'overlayMiB'
   ].join(' ');
 }
 
-export function kernelArgs(spec: Pick<QemuSpec, 'kernel' | 'initramfs' | 'hostname' | 'overlayMiB' | 'accelerator' | 'runtime'>): string[] {
+export function kernelArgs(spec: Pick<QemuSpec, 'kernel' | 'initramfs' | 'hostname' | 'overlayMiB' | 'accelerator' | 'runtime' | 'tscKhz'>): string[] {
   return ['-kernel', spec.kernel, '-initrd', spec.initramfs, '-append', kernelCommandLine(spec)];
 }
 

@@ -13,6 +13,8 @@ export interface RuntimeFiles {
   kernelHash: string;
   initHash: string;
   runtimeHash: string;
+  /** x86-64 hosts: runtime/host/tsc_khz.c, the host's TSC frequency for TCG guests (host-tsc.ts). */
+  tscKhzTool?: string;
 }
 
 /** The package root: dist/qemu/x.js and src/qemu/x.ts both sit two levels below it. */

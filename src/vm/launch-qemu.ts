@@ -14,6 +14,7 @@ import { GvmiTestError } from '../errors.js';
 import { incomingArgs, monitorArgs } from '../qemu/migration.js';
 import { QmpClient } from '../qemu/qmp-client.js';
 import { spawnQemu, type QemuExit, type QemuProcess } from '../qemu/qemu-process.js';
+import { GUEST_CLOCK_BOUND_NS, hostRealtimeClock, syncGuestClock, type GuestClockSync } from './guest-clock.js';
 import { consoleTail, explainInitFailure, findImageErrors, findKernelPanic, parseAgentStop, parseInitFailure, readConsole } from './console-log.js';
 import { imageDamageHint } from '../diagnostics/image-damage.js';
 
@@ -155,12 +156,28 @@ async function listen(path: string): Promise<Server> {
 }
 
 /**
- * RESUMED: the host's clock (Date.now() is ms; the guest needs no better) and fresh entropy, for a
- * guest whose clock and random state are a snapshot's.
+ * RESUMED: the host's clock and fresh entropy, for a guest whose clock and random state are a
+ * snapshot's; then CLOCK round trips bring the guest's clock to within a few ms of the host's,
+ * however long RESUMED waited in queues on a loaded host (guest-clock.ts). HELLO first: the agent
+ * says its extension version, and one older than CLOCK (a stale runtime build) would stop the VM
+ * at an unknown type.
  */
-export async function refreshGuest(client: AgentClient, timeoutMs?: number): Promise<void> {
-  await client.resumed(BigInt(Date.now()) * 1_000_000n, randomBytes(64), timeoutMs);
+export async function refreshGuest(client: AgentClient, timeoutMs?: number, logger?: Logger): Promise<GuestClockSync | undefined> {
+  const version = await client.hello(timeoutMs);
+  const now = hostRealtimeClock();
+  await client.resumed(now(), randomBytes(64), timeoutMs);
+  if (version < CLOCK_EXTENSION_VERSION) {
+    logger?.warn({ extensionVersion: version }, 'the guest agent predates CLOCK: its clock is only as close as RESUMED set it (run `make runtime`)');
+    return undefined;
+  }
+  const clock = await syncGuestClock((step) => client.clock(step, timeoutMs), now);
+  if (clock.converged) logger?.debug({ clock }, 'guest clock set');
+  else logger?.warn({ clock }, `guest clock set, but no round trip was short enough to prove it within ${GUEST_CLOCK_BOUND_NS / 1e6} ms of the host's`);
+  return clock;
 }
+
+/** The agent's extension version that knows CLOCK (proto.h). */
+const CLOCK_EXTENSION_VERSION = 2;
 
 export async function launchQemu(request: LaunchRequest): Promise<LaunchedQemu> {
   const { mode, logger, consoleLog } = request;
@@ -265,7 +282,7 @@ export async function launchQemu(request: LaunchRequest): Promise<LaunchedQemu> 
       logger.debug({ extensionVersion: version }, 'agent ready');
     } else {
       // Each restored VM must differ from its siblings: fresh clock and fresh entropy.
-      await awaitStep(refreshGuest(client, request.timeoutMs), 'the restored guest stopped');
+      await awaitStep(refreshGuest(client, request.timeoutMs, logger), 'the restored guest stopped');
       logger.debug('restored guest answered');
     }
     return { proc, client, ...(qmp ? { qmp } : {}), dispose };

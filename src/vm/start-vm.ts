@@ -14,6 +14,7 @@ import { detectAccelerator, type AcceleratorChoice } from '../qemu/accelerator.j
 import { buildQemuArgs, type QemuSpec } from '../qemu/qemu-args.js';
 import { saveVmState } from '../qemu/migration.js';
 import { findQemu, findRuntime, qemuSupportsSandbox } from '../qemu/runtime-files.js';
+import { hostTscKhz } from '../qemu/host-tsc.js';
 import { resolveQemuUser } from '../qemu/qemu-user.js';
 import { crashError, launchQemu, refreshGuest, type LaunchedQemu, type LaunchMode } from './launch-qemu.js';
 import { describeSnapshot, discardSnapshot, findSnapshot, hostCpuIdentity, pruneSnapshots, qemuIdentity, snapshotKey, snapshotStatePath, snapshotTemporaryPath } from './snapshot-store.js';
@@ -78,7 +79,10 @@ export async function startVm(options: StartVmOptions): Promise<StartedVm> {
     // No digest (unreadable image, …): no snapshot, and readGvmi says what is wrong.
     useSnapshots ? imageDigest(imagePath).catch(() => undefined) : undefined,
   ]);
-  const [sandbox, qemuUser] = await Promise.all([qemuSupportsSandbox(qemuPath), resolveQemuUser()]);
+  const [sandbox, qemuUser, tscKhz] = await Promise.all([
+    qemuSupportsSandbox(qemuPath), resolveQemuUser(),
+    accelerator.accel === 'tcg' ? hostTscKhz(runtime.tscKhzTool) : undefined,
+  ]);
   logger.debug({ accelerator }, 'accelerator chosen');
 
   const cleanups: (() => Promise<void>)[] = [];
@@ -110,6 +114,7 @@ export async function startVm(options: StartVmOptions): Promise<StartedVm> {
       runtime: runtimeProfileOrEnv(options.runtimeVersion),
       sandbox,
       ...(qemuUser ? { runAs: qemuUser.name } : {}),
+      ...(tscKhz ? { tscKhz } : {}),
     };
     const bootTimeoutMs = options.bootTimeoutMs ?? (accelerator.accel === 'kvm' ? 20_000 : 60_000);
     let attempt = 0;
@@ -184,7 +189,7 @@ export async function startVm(options: StartVmOptions): Promise<StartedVm> {
       launched.qmp.close();
       // The guest was paused while its state was written: its clock is behind, and it shares its
       // random state with every VM that will be restored from the snapshot.
-      await refreshGuest(client);
+      await refreshGuest(client, undefined, logger);
     }
 
     // Sent back to back: the agent mounts them in order, and no round trip waits on another.

@@ -234,8 +234,35 @@ static void test_resumed(void) {
     CHECK(wire_parse_request(l.buf, l.len, &req, &used, &err, 1) == PARSE_STOP && req.id == 15);
 }
 
+/* CLOCK: a signed step (two's complement on the wire), optional; an extension like the others. */
+static void test_clock(void) {
+    int err;
+    struct request req;
+    struct builder b = {{0}, 0};
+    b_u64(&b, 16); b_u8(&b, MSG_CLOCK); b_u8(&b, SUB_CLOCK_STEP_NS); b_u64(&b, (uint64_t)-1234567890123ll); b_u8(&b, 0);
+    CHECK(parse_ext(&b, &err, &req, 1) == PARSE_COMPLETE && req.type == MSG_CLOCK && req.clock_step_ns == -1234567890123ll);
+    CHECK(parse_ext(&b, &err, &req, 0) == PARSE_STOP && err == ENOPROTOOPT);
+
+    b.len = 0;
+    b_u64(&b, 17); b_u8(&b, MSG_CLOCK); b_u8(&b, SUB_CLOCK_STEP_NS); b_u64(&b, 5000000); b_u8(&b, 0);
+    CHECK(parse_ext(&b, &err, &req, 1) == PARSE_COMPLETE && req.clock_step_ns == 5000000);
+
+    b.len = 0;
+    b_u64(&b, 18); b_u8(&b, MSG_CLOCK); b_u8(&b, 0); /* no step: only read the clock */
+    CHECK(parse_ext(&b, &err, &req, 1) == PARSE_COMPLETE && req.id == 18 && req.clock_step_ns == 0);
+
+    b.len = 0;
+    b_u64(&b, 19); b_u8(&b, MSG_CLOCK); b_u8(&b, SUB_CLOCK_STEP_NS); b_u32(&b, 7); /* a step cut short */
+    CHECK(parse_ext(&b, &err, &req, 1) == PARSE_NEED_MORE);
+
+    b.len = 0;
+    b_u64(&b, 20); b_u8(&b, MSG_CLOCK); b_u8(&b, 2); /* unknown sub-message: stop, no answer */
+    CHECK(parse_ext(&b, &err, &req, 1) == PARSE_STOP && err == 0);
+}
+
 int main(void) {
     test_resumed();
+    test_clock();
     test_pty_and_resize();
     test_run_process_parses();
     test_every_prefix_needs_more();

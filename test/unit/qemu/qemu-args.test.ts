@@ -73,6 +73,13 @@ describe('QEMU arguments', () => {
     expect(kernelCommandLine({ hostname: 'golem', overlayMiB: 128, runtime: '0.4' })).not.toContain('hostname=');
   });
 
+  it("a TCG guest is told the host's TSC frequency, so it keeps time with the TSC, not jiffies; a KVM guest has kvm-clock", () => {
+    const tcg = { accel: 'tcg', reason: '' } as const;
+    expect(kernelCommandLine({ hostname: 'golem', overlayMiB: 128, runtime: '0.4', accelerator: tcg, tscKhz: 2596132 })).toContain(' tsc_early_khz=2596132 ');
+    expect(kernelCommandLine({ hostname: 'golem', overlayMiB: 128, runtime: '0.4', accelerator: tcg })).not.toContain('tsc_early_khz');
+    expect(kernelCommandLine({ hostname: 'golem', overlayMiB: 128, runtime: '0.4', accelerator: { accel: 'kvm', reason: '' }, tscKhz: 2596132 })).not.toContain('tsc_early_khz');
+  });
+
   it('the whole line: no NIC, memory and cpus as asked, sandbox when supported', () => {
     const args = buildQemuArgs({
       accelerator: { accel: 'tcg', reason: '' }, memoryMiB: 768, cpus: 2, kernel: 'k', initramfs: 'i', image: 'img',
