@@ -113,17 +113,17 @@ try {
     const restoredFirst: number[] = [];
     for (let i = 0; i < START_RUNS; i++) {
       floorSamples.push(await floorRun());
-      coldCli.push(await timed(() => execa('node', [cli, 'run', '--quiet', '--no-snapshot', image, '--', 'true'], { env: cliEnv })));
+      coldCli.push(await timed(() => execa('node', [cli, 'run', '--quiet', '--no-snapshot', image, '--', '/bin/true'], { env: cliEnv })));
       coldFirst.push(await startAndRun(false));
-      restoredCli.push(await timed(() => execa('node', [cli, 'run', '--quiet', image, '--', 'true'], { env: cliEnv })));
+      restoredCli.push(await timed(() => execa('node', [cli, 'run', '--quiet', image, '--', '/bin/true'], { env: cliEnv })));
       restoredFirst.push(await startAndRun(true));
     }
     const floor = stat(floorSamples);
-    row({ figure: 'cold `gvmi-test run --no-snapshot tiny.gvmi -- true`, wall', unit: 'ms', value: stat(coldCli), baselineName: 'floor (QEMU + kernel + init that powers off)', baseline: floor, pairedRatio: pairedRatio(coldCli, floorSamples) });
+    row({ figure: 'cold `gvmi-test run --no-snapshot tiny.gvmi -- /bin/true`, wall', unit: 'ms', value: stat(coldCli), baselineName: 'floor (QEMU + kernel + init that powers off)', baseline: floor, pairedRatio: pairedRatio(coldCli, floorSamples) });
     row({ figure: 'cold time to first command (startVm + exec true, no snapshot)', unit: 'ms', value: stat(coldFirst), baselineName: 'floor', baseline: floor, pairedRatio: pairedRatio(coldFirst, floorSamples) });
     row({ figure: 'restored time to first command (startVm + exec true, from snapshot)', unit: 'ms', value: stat(restoredFirst), baselineName: 'cold time to first command', baseline: stat(coldFirst), pairedRatio: pairedRatio(restoredFirst, coldFirst) });
-    row({ figure: 'restored `gvmi-test run tiny.gvmi -- true`, wall', unit: 'ms', value: stat(restoredCli), baselineName: 'cold `run --no-snapshot`', baseline: stat(coldCli), pairedRatio: pairedRatio(restoredCli, coldCli) });
-    row({ figure: 'restored `gvmi-test run tiny.gvmi -- true`, wall, against the floor', unit: 'ms', value: stat(restoredCli), baselineName: 'floor', baseline: floor, pairedRatio: pairedRatio(restoredCli, floorSamples) });
+    row({ figure: 'restored `gvmi-test run tiny.gvmi -- /bin/true`, wall', unit: 'ms', value: stat(restoredCli), baselineName: 'cold `run --no-snapshot`', baseline: stat(coldCli), pairedRatio: pairedRatio(restoredCli, coldCli) });
+    row({ figure: 'restored `gvmi-test run tiny.gvmi -- /bin/true`, wall, against the floor', unit: 'ms', value: stat(restoredCli), baselineName: 'floor', baseline: floor, pairedRatio: pairedRatio(restoredCli, floorSamples) });
     row({ figure: `first start with snapshots on: boot + save (${(firstSave.bytes / 1048576).toFixed(1)} MiB state, saved in ${firstSave.saveMs} ms), once per image and configuration`, unit: 'ms', value: stat([firstSave.ms]), baselineName: 'cold time to first command', baseline: stat(coldFirst) });
   }
 
