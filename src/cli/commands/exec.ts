@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { GvmiTestError } from '../../errors.js';
 import { signalNumber } from '../../vm/guest-process.js';
 import { ExitStatus } from '../program.js';
-import { guestArgv } from '../guest-command.js';
+import { guestArgv, optionsEndAtGuestCommand } from '../guest-command.js';
 import type { CliIo } from '../io.js';
 import { collect, parseKeyValue, parsePositiveInt } from '../options.js';
 import { CONNECT_ENV, resolveConnectUrl } from '../served-url.js';
@@ -17,7 +17,8 @@ interface ExecFlags {
 }
 
 export function registerExec(program: Command, io: CliIo): void {
-  program
+  // As `run`: everything from the command's first word on is the command's (`exec /bin/echo --timeout 5`).
+  optionsEndAtGuestCommand(program
     .command('exec')
     .description('run a command in a VM served by `gvmi-test serve`, streaming its output; exits with its status')
     .option('--connect <source>', `- : read the URL \`gvmi-test serve\` printed from stdin (a URL here is refused: ps shows argv to everyone; or set ${CONNECT_ENV})`)
@@ -52,5 +53,5 @@ export function registerExec(program: Command, io: CliIo): void {
         unregister();
         await vm.stop();
       }
-    });
+    }), 0);
 }

@@ -79,3 +79,17 @@ describe('run --input', () => {
     expect((error as GvmiTestError).hint).not.toContain('--volume');
   });
 });
+
+describe('exec: options end at the command too', () => {
+  it("`exec /bin/echo --timeout 5` gives --timeout to the command", async () => {
+    const io = { stdout: new PassThrough(), stderr: new PassThrough(), stdin: new PassThrough() };
+    const program = createProgram(io);
+    let parsed: { command: string[]; flags: Record<string, unknown> } | undefined;
+    program.commands.find((c) => c.name() === 'exec')!.action((command: string[], flags: Record<string, unknown>) => {
+      parsed = { command, flags };
+    });
+    await program.parseAsync(['exec', '--timeout', '3', '/bin/echo', '--timeout', '5'], { from: 'user' });
+    expect(parsed!.command).toEqual(['/bin/echo', '--timeout', '5']);
+    expect(parsed!.flags['timeout']).toBe('3');
+  });
+});
