@@ -33,8 +33,8 @@ async function directoryUsage(dir: PinnedDir): Promise<{ bytes: number; files: n
   return { bytes, files };
 }
 
-async function volumeUsage(hostPath: string): Promise<{ bytes: number; files: number }> {
-  const root = await PinnedDir.open(hostPath);
+async function volumeUsage(hostPath: string, identity?: { dev: number; ino: number }): Promise<{ bytes: number; files: number }> {
+  const root = await PinnedDir.openExpected(hostPath, identity);
   try {
     return await directoryUsage(root);
   } finally {
@@ -55,7 +55,7 @@ export async function usageReport(vm: StartedVm, { keep = false }: { keep?: bool
       guestPath: v.guestPath,
       hostPath: v.hostPath,
       removedAtExit: v.temporary && !keep,
-      ...(await volumeUsage(v.hostPath)),
+      ...(await volumeUsage(v.hostPath, v.identity)),
     }))),
   };
 }

@@ -65,6 +65,28 @@ export class PinnedDir {
     return new PinnedDir(handle, await handle.stat(), path);
   }
 
+  /**
+   * Pins a directory that must still be the one recorded (`identity`): the last component is not
+   * followed, and a directory that was replaced (by a link, or another directory) is refused.
+   */
+  static async openExpected(path: string, identity: { dev: number; ino: number } | undefined): Promise<PinnedDir> {
+    if (!identity) return PinnedDir.open(path);
+    let handle: FileHandle;
+    try {
+      handle = await open(path, O_PATH | O_DIRECTORY | O_NOFOLLOW);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ELOOP' || code === 'ENOTDIR') throw new UnsafeEntryError(path, `${path} is no longer the volume directory (it was replaced by a link)`);
+      throw error;
+    }
+    const stats = await handle.stat();
+    if (stats.dev !== identity.dev || stats.ino !== identity.ino) {
+      await handle.close();
+      throw new UnsafeEntryError(path, `${path} is no longer the volume directory (it was replaced)`);
+    }
+    return new PinnedDir(handle, stats, path);
+  }
+
   get fd(): number {
     return this.handle.fd;
   }

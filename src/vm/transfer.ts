@@ -73,6 +73,15 @@ function escapeError(where: string, error: unknown): GvmiTestError {
   return new GvmiTestError('transfer.escape', `${where}: ${(error as Error).message} (the volume changed while it was being copied, or holds a link where a directory is needed)`, { cause: error });
 }
 
+/** The volume's host directory, refused when it is no longer the one planned (a link put in its place). */
+async function openVolumeRoot(mount: VolumeMount): Promise<PinnedDir> {
+  try {
+    return await PinnedDir.openExpected(mount.hostPath, mount.identity);
+  } catch (error) {
+    throw error instanceof UnsafeEntryError ? escapeError(mount.guestPath, error) : error;
+  }
+}
+
 /** Closes every directory opened on the way, but the one returned. */
 async function closeAll(dirs: readonly PinnedDir[], keep?: PinnedDir): Promise<void> {
   for (const d of dirs) if (d !== keep) await d.close();
@@ -301,7 +310,7 @@ async function openTargetParent(hostTarget: string, options: DownloadOptions): P
 export async function downloadFromVolume(mounts: readonly VolumeMount[], guestPath: string, hostTarget: string, options: DownloadOptions = {}): Promise<DownloadReport> {
   const { mount, relative } = locateInVolumes(mounts, guestPath);
   const report: DownloadReport = { files: 0, symlinks: 0, skipped: [] };
-  const root = await PinnedDir.open(mount.hostPath);
+  const root = await openVolumeRoot(mount);
   let parent: PinnedDir | undefined;
   let target: { parent: PinnedDir; name: string } | undefined;
   try {
@@ -397,7 +406,10 @@ export async function uploadToVolume(mounts: readonly VolumeMount[], hostSource:
   const sourceParent = await PinnedDir.open(dirname(source)).catch((cause: unknown) => {
     throw new GvmiTestError('transfer.failed', `cannot read ${hostSource}: ${(cause as NodeJS.ErrnoException).code}`, { cause });
   });
-  const root = await PinnedDir.open(mount.hostPath);
+  const root = await openVolumeRoot(mount).catch(async (error: unknown) => {
+    await sourceParent.close();
+    throw error;
+  });
   let parent: PinnedDir | undefined;
   try {
     const sourceStats = await sourceParent.lstat(basename(source));
@@ -443,7 +455,7 @@ export async function uploadToVolume(mounts: readonly VolumeMount[], hostSource:
  * entries for links): what a reset between tests does.
  */
 export async function emptyVolume(mount: VolumeMount): Promise<void> {
-  const root = await PinnedDir.open(mount.hostPath);
+  const root = await openVolumeRoot(mount);
   try {
     for (const name of await root.list()) await root.removeTree(name);
   } finally {

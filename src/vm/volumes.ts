@@ -17,6 +17,12 @@ export interface VolumeMount {
   tag: string;
   /** Created by gvmi-test (and removed at stop unless kept). */
   temporary: boolean;
+  /**
+   * The directory's identity when it was planned: whatever later opens `hostPath` checks it is
+   * still this directory (volume-root.ts), so a guest or local user who replaces it (or a parent)
+   * with a link cannot send host operations elsewhere.
+   */
+  identity?: { dev: number; ino: number };
 }
 
 export interface PlannedVolumes {
@@ -46,6 +52,18 @@ export async function planVolumes(
     if (!st) await mkdir(host, { recursive: true });
     else if (!st.isDirectory()) throw new GvmiTestError('usage', `volume host path ${host} is not a directory`);
     bound.set(normaliseVolumePath(guest), await realpath(host));
+  }
+  // One host directory inside another would let the guest, through the outer volume, replace the
+  // inner one with a link: every host operation on the inner volume would then go where it points.
+  const hosts = [...new Set(bound.values())];
+  for (const a of hosts) {
+    for (const b of hosts) {
+      if (a !== b && b.startsWith(`${a}/`)) {
+        throw new GvmiTestError('usage', `volume host directories must not nest: ${b} is inside ${a}`, {
+          hint: 'bind separate directories (e.g. ./work/input and ./work/output, not ./work and ./work/output)',
+        });
+      }
+    }
   }
   const guestPaths = [...new Set([...imageVolumes.map((v) => normaliseVolumePath(v)), ...bound.keys()])].sort();
   const temporaries: DirectoryResult[] = [];
@@ -77,7 +95,8 @@ export async function planVolumes(
         await chown(hostPath, owner.uid, owner.gid);
         await assertReachable(hostPath, owner.uid);
       }
-      mounts.push({ guestPath, hostPath, tag: `mnt${k}`, temporary: !bound.has(guestPath) });
+      const { dev, ino } = await stat(hostPath);
+      mounts.push({ guestPath, hostPath, tag: `mnt${k}`, temporary: !bound.has(guestPath), identity: { dev, ino } });
     }
   } catch (error) {
     await cleanup();

@@ -4,12 +4,12 @@
  * separate process renaming entries as fast as it can, so it races every step of every transfer.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { downloadFromVolume, emptyVolume, uploadToVolume } from '../../../src/vm/transfer.js';
-import type { VolumeMount } from '../../../src/vm/volumes.js';
+import { planVolumes, type VolumeMount } from '../../../src/vm/volumes.js';
 
 const SECRET = 'host-secret-7f3a';
 const ATTEMPTS = 300;
@@ -166,5 +166,31 @@ describe(`entries swapped for links during a transfer (${ATTEMPTS} attempts each
     await startSwapper(join(base, 'out'), 'd', 'dir');
     for (let i = 0; i < ATTEMPTS; i++) await emptyVolume(mounts[1]!).catch(() => undefined);
     expect(await readFile(join(outside, 'f'), 'utf8')).toBe(SECRET);
+  });
+});
+
+describe('a volume directory replaced after it was planned (found by review)', () => {
+  it('a volume root swapped for a link to a host directory is refused by every host operation', async () => {
+    const [, out] = mounts;
+    const { dev, ino } = await stat(out!.hostPath);
+    const pinned: VolumeMount = { ...out!, identity: { dev, ino } };
+    await writeFile(join(base, 'payload'), 'from-host');
+    // What a guest could do through an outer volume, or a local user owning the parent: replace it.
+    await rename(out!.hostPath, join(base, 'out-moved'));
+    await symlink(outside, out!.hostPath);
+    await expect(downloadFromVolume([pinned], '/golem/output', join(base, 'dest', 'got'))).rejects.toMatchObject({ code: 'transfer.escape' });
+    await expect(uploadToVolume([pinned], join(base, 'payload'), '/golem/output/p')).rejects.toMatchObject({ code: 'transfer.escape' });
+    await expect(emptyVolume(pinned)).rejects.toMatchObject({ code: 'transfer.escape' });
+    expect(await readdir(outside)).toEqual(['f']);
+    expect(await readdir(join(base, 'dest'))).toEqual([]);
+    // Replaced by another directory (not a link): refused too.
+    await rm(out!.hostPath);
+    await mkdir(out!.hostPath);
+    await expect(uploadToVolume([pinned], join(base, 'payload'), '/golem/output/p')).rejects.toMatchObject({ code: 'transfer.escape' });
+  });
+
+  it('bound host directories that nest are refused before anything is handed over', async () => {
+    await mkdir(join(base, 'work/logs'), { recursive: true });
+    await expect(planVolumes([], { '/a': join(base, 'work'), '/b': join(base, 'work/logs') })).rejects.toMatchObject({ code: 'usage' });
   });
 });
