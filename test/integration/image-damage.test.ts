@@ -13,6 +13,7 @@ import { readGvmi } from '../../src/image/gvmi-file.js';
 import { inspectImage } from '../../src/image/inspect-image.js';
 import { runCli } from '../../src/cli/program.js';
 import { failure } from '../helpers/failure.js';
+import { capture } from '../helpers/capture-io.js';
 
 let dir: string;
 let damaged: string;
@@ -31,15 +32,6 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function capture() {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (d: Buffer) => { out += d.toString(); });
-  stderr.on('data', (d: Buffer) => { err += d.toString(); });
-  return { io: { stdout, stderr, stdin: new PassThrough() }, out: () => out, err: () => err };
-}
 
 describe('a damaged image', () => {
   it('is listed as fine without --verify (only its data blocks are damaged)', async () => {

@@ -5,16 +5,8 @@ import { PassThrough } from 'node:stream';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { runCli } from '../../../src/cli/program.js';
 import { exitCodeFor } from '../../../src/cli/exit-codes.js';
+import { capture } from '../../helpers/capture-io.js';
 
-function capture() {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (d: Buffer) => { out += d.toString(); });
-  stderr.on('data', (d: Buffer) => { err += d.toString(); });
-  return { io: { stdout, stderr, stdin: new PassThrough() }, out: () => out, err: () => err };
-}
 
 let dir: string;
 beforeAll(async () => {

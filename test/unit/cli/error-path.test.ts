@@ -12,18 +12,10 @@ import { join, resolve } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { runCli } from '../../../src/cli/program.js';
+import { capture } from '../../helpers/capture-io.js';
 
 const cli = resolve('dist/cli/main.js');
 
-function capture(stdin: NodeJS.ReadableStream & { isTTY?: boolean } = new PassThrough()) {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (d: Buffer) => { out += d.toString(); });
-  stderr.on('data', (d: Buffer) => { err += d.toString(); });
-  return { io: { stdout, stderr, stdin }, out: () => out, err: () => err };
-}
 
 /** The documented shape: the first line is `gvmi-test: … [code]`, nothing else comes before it. */
 const errorLine = (code: string): RegExp => new RegExp(`^gvmi-test: [^\\n]+ \\[${code.replace('.', '\\.')}\\]\\n`);

@@ -10,19 +10,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { reportError, runCli } from '../../../src/cli/program.js';
 import { buildImage } from '../../../src/image/build-image.js';
 import { GvmiTestError } from '../../../src/errors.js';
+import { capture } from '../../helpers/capture-io.js';
 
 /** C0 but \n (lines are the output's own), DEL, C1, bidi embeddings/overrides/isolates. */
 const RAW_CONTROL = /[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/;
 
-function capture() {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (d: Buffer) => { out += d.toString(); });
-  stderr.on('data', (d: Buffer) => { err += d.toString(); });
-  return { io: { stdout, stderr, stdin: new PassThrough() }, out: () => out, err: () => err };
-}
 
 const VOLUME = '/golem/in\x1b[31mput\u009b0m';
 const FAKE_ALL_CLEAR = '\x1b[1A\x1b[2K\rno provider traps found';

@@ -14,6 +14,7 @@ import { buildImage } from '../../../src/image/build-image.js';
 import { inspectImage } from '../../../src/image/inspect-image.js';
 import { runCli } from '../../../src/cli/program.js';
 import { minimalRootfs } from '../../helpers/raw-gvmi.js';
+import { capture } from '../../helpers/capture-io.js';
 
 const entry = (path: string, type: SquashfsEntry['type'] = 'dir', linkTarget?: string): SquashfsEntry => ({
   path, type, mode: '', uid: 0, gid: 0, size: linkTarget?.length ?? 0, ...(linkTarget !== undefined ? { linkTarget } : {}),
@@ -77,15 +78,6 @@ describe('inspect and build warn about a missing WORKDIR', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  function capture() {
-    const stdout = new PassThrough();
-    const stderr = new PassThrough();
-    let out = '';
-    let err = '';
-    stdout.on('data', (d: Buffer) => { out += d.toString(); });
-    stderr.on('data', (d: Buffer) => { err += d.toString(); });
-    return { io: { stdout, stderr, stdin: new PassThrough() }, out: () => out, err: () => err };
-  }
 
   it('build returns the finding and a warning line; inspect reports it', async () => {
     const output = join(dir, 'missing.gvmi');
