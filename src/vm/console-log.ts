@@ -9,21 +9,8 @@ export async function readConsole(path: string): Promise<string> {
 
 /** The last `lines` lines of the console (read from the end: the log can be large). */
 export async function consoleTail(path: string, lines = 20): Promise<string> {
-  let handle;
-  try {
-    handle = await open(path, 'r');
-  } catch {
-    return '';
-  }
-  try {
-    const { size } = await handle.stat();
-    const length = Math.min(size, 16 * 1024);
-    const buffer = Buffer.alloc(length);
-    await handle.read(buffer, 0, length, size - length);
-    return buffer.toString('utf8').split('\n').slice(-lines - 1).join('\n');
-  } finally {
-    await handle.close();
-  }
+  const end = await readConsoleFrom(path, 0, 16 * 1024);
+  return end.split('\n').slice(-lines - 1).join('\n');
 }
 
 export interface InitFailure {

@@ -221,13 +221,7 @@ async function copyOut(source: CopySide, target: CopySide, ctx: CopyContext): Pr
         return void ctx.report.skipped.push(ctx.where);
       }
       try {
-        await clearForEntry(target.dir, target.name, 'dir');
-        const { dir: into } = await target.dir.ensureDir(target.name);
-        try {
-          await copyChildren(from, into, ctx);
-        } finally {
-          await into.close();
-        }
+        await copyDirInto(from, target, ctx);
       } finally {
         await from.close();
       }
@@ -236,6 +230,17 @@ async function copyOut(source: CopySide, target: CopySide, ctx: CopyContext): Pr
     }
   } finally {
     await entry.close();
+  }
+}
+
+/** Makes (or reuses) the directory `target` and copies what is in `from` into it. */
+async function copyDirInto(from: PinnedDir, target: CopySide, ctx: CopyContext): Promise<void> {
+  await clearForEntry(target.dir, target.name, 'dir');
+  const { dir: into } = await target.dir.ensureDir(target.name);
+  try {
+    await copyChildren(from, into, ctx);
+  } finally {
+    await into.close();
   }
 }
 
@@ -323,13 +328,7 @@ export async function downloadFromVolume(mounts: readonly VolumeMount[], guestPa
     target = await openTargetParent(hostTarget, options);
     if (walked.name === undefined) {
       assertAllowed(root.stats, ctx, 5);
-      await clearForEntry(target.parent, target.name, 'dir');
-      const { dir: into } = await target.parent.ensureDir(target.name);
-      try {
-        await copyChildren(root, into, ctx);
-      } finally {
-        await into.close();
-      }
+      await copyDirInto(root, { dir: target.parent, name: target.name }, ctx);
     } else {
       await copyOut({ dir: parent, name: walked.name }, { dir: target.parent, name: target.name }, ctx);
     }
