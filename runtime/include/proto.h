@@ -3,7 +3,8 @@
  *
  * It is Golem's ya-runtime-vm protocol (message types 1..10, replies 0..5) plus gvmi-test
  * extensions numbered from 64, so that nothing here collides with a future upstream number.
- * src/agent/protocol.ts mirrors this file 1:1; change both together.
+ * src/agent/protocol.ts is generated from this file: run `npm run generate:protocol` after a change
+ * (test/unit/agent/protocol-mirror.test.ts fails until then).
  *
  * Transport: the virtio-serial port named "manager_port" (a unix socket on the host).
  * All integers are little-endian.

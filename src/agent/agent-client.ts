@@ -6,33 +6,15 @@ import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { GvmiTestError } from '../errors.js';
-import { chunkInput, MessageReader, RequestWriter, type GuestMessage } from './codec.js';
+import {
+  bytesReply, clockRequest, decodeStats, decodeUpperUsage, emptyRequest, encodeRequest, helloRequest, killRequest, MessageReader,
+  mountVolumeRequest, putInputRequests, resizeRequest, resumedRequest, runProcessRequest, signalRequest, u64Reply, upperUsageRequest,
+  type AgentRequest, type AgentStats, type GuestMessage, type RequestWriter, type RunProcessSpec, type UpperUsageEntry,
+} from './codec.js';
 import { describeErrno, errnoName } from './errno.js';
-import { MsgType, PROTO_EXTENSION_VERSION, RedirectKind, STATS_FIELDS, SubHello, SubInput, SubKill, SubMount, SubResize, SubClock, SubResumed, SubRun, SubSignal, SubUsage } from './protocol.js';
+import { MsgType } from './protocol.js';
 
-export interface RunProcessSpec {
-  /** The program (BIN); argv[0] when not given. */
-  bin?: string;
-  argv: readonly string[];
-  env: readonly string[];
-  cwd?: string;
-  uid?: number;
-  gid?: number;
-  /**
-   * Give the process a stdin pipe (fed with putInput). Otherwise no redirect is sent for fd 0 and
-   * the process gets what a provider gives it: an empty file under /var/tmp/guest_agent_private.
-   */
-  stdinPipe?: boolean;
-  /** A pseudo-terminal of this size as stdin/stdout/stderr (output arrives as fd 1). */
-  pty?: { rows: number; cols: number };
-}
-
-export type AgentStats = Record<(typeof STATS_FIELDS)[number], number>;
-
-export interface UpperUsageEntry {
-  path: string;
-  bytes: number;
-}
+export type { AgentStats, RunProcessSpec, UpperUsageEntry } from './codec.js';
 
 /** A request the agent answered with ERR: the errno is in `details.errno`. */
 export class AgentRequestError extends GvmiTestError {
@@ -165,12 +147,18 @@ export class AgentClient extends EventEmitter<AgentEvents> {
     this.emit('closed', error);
   }
 
+  /** A raw request: its type and body as given (the methods below build theirs in codec.ts). */
   async request(type: number, build: (w: RequestWriter) => void, what: string, timeoutMs = this.defaultTimeoutMs, spawn = false): Promise<GuestMessage> {
+    return this.send({ type, write: build }, what, timeoutMs, spawn);
+  }
+
+  private async send(request: AgentRequest, what: string, timeoutMs = this.defaultTimeoutMs, spawn = false): Promise<GuestMessage> {
     if (this.closedError) throw this.closedError;
+    const { type } = request;
     const id = this.nextId++;
-    const writer = new RequestWriter(id, type);
+    let frame: Buffer;
     try {
-      build(writer);
+      frame = encodeRequest(id, request);
     } catch (error) {
       // A field over the protocol's limits (codec.ts): nothing was sent.
       if (error instanceof GvmiTestError) {
@@ -181,7 +169,6 @@ export class AgentClient extends EventEmitter<AgentEvents> {
       }
       throw error;
     }
-    const frame = writer.finish();
     return new Promise<GuestMessage>((resolve, reject) => {
       const timer = timeoutMs > 0
         ? setTimeout(() => {
@@ -199,38 +186,21 @@ export class AgentClient extends EventEmitter<AgentEvents> {
    * from upstream's). Its answer is also the sign that a booted guest serves.
    */
   async hello(timeoutMs?: number): Promise<number> {
-    const reply = await this.request(MsgType.HELLO, (w) => w.sub(SubHello.VERSION).u32(PROTO_EXTENSION_VERSION), 'greeting the guest agent', timeoutMs);
-    if (reply.type !== 'ok-u64') throw new GvmiTestError('agent.protocol', `HELLO answered with ${reply.type}`);
-    return Number(reply.value);
+    return Number(u64Reply(await this.send(helloRequest(), 'greeting the guest agent', timeoutMs), 'HELLO'));
   }
 
   /** Starts a process; call claimProcess(id) once ready to receive its output and death. */
   async runProcess(spec: RunProcessSpec): Promise<bigint> {
-    const reply = await this.request(MsgType.RUN_PROCESS, (w) => {
-      w.sub(SubRun.BIN).bytes(spec.bin ?? spec.argv[0] ?? '');
-      w.sub(SubRun.ARG).array(spec.argv);
-      w.sub(SubRun.ENV).array(spec.env);
-      if (spec.cwd) w.sub(SubRun.CWD).bytes(spec.cwd);
-      if (spec.uid !== undefined) w.sub(SubRun.UID).u32(spec.uid);
-      if (spec.gid !== undefined) w.sub(SubRun.GID).u32(spec.gid);
-      if (spec.pty) {
-        w.sub(SubRun.PTY).u32(spec.pty.rows).u32(spec.pty.cols);
-      } else {
-        if (spec.stdinPipe) w.sub(SubRun.RFD).u32(0).u8(RedirectKind.PIPE_BLOCKING).u64(65536);
-        w.sub(SubRun.RFD).u32(1).u8(RedirectKind.PIPE_PUSH);
-        w.sub(SubRun.RFD).u32(2).u8(RedirectKind.PIPE_PUSH);
-      }
-    }, `running ${spec.argv[0] ?? '?'}`, this.defaultTimeoutMs, true);
-    if (reply.type !== 'ok-u64') throw new GvmiTestError('agent.protocol', `RUN_PROCESS answered with ${reply.type}`);
-    return reply.value;
+    const reply = await this.send(runProcessRequest(spec), `running ${spec.argv[0] ?? '?'}`, this.defaultTimeoutMs, true);
+    return u64Reply(reply, 'RUN_PROCESS');
   }
 
   async kill(processId: bigint): Promise<void> {
-    await this.request(MsgType.KILL_PROCESS, (w) => w.sub(SubKill.ID).u64(processId), `killing process ${processId}`);
+    await this.send(killRequest(processId), `killing process ${processId}`);
   }
 
   async signal(processId: bigint, signo: number): Promise<void> {
-    await this.request(MsgType.SIGNAL, (w) => w.sub(SubSignal.ID).u64(processId).sub(SubSignal.SIGNO).u32(signo), `signalling process ${processId}`);
+    await this.send(signalRequest(processId, signo), `signalling process ${processId}`);
   }
 
   /**
@@ -240,16 +210,11 @@ export class AgentClient extends EventEmitter<AgentEvents> {
    * process cannot slip between the chunks; resolves when the guest has taken every one.
    */
   async putInput(processId: bigint, data: Buffer, eof: boolean): Promise<void> {
-    const chunks = chunkInput(data);
-    await Promise.all(chunks.map((chunk, i) => this.request(MsgType.PUT_INPUT, (w) => {
-      w.sub(SubInput.ID).u64(processId);
-      if (chunk.length > 0) w.sub(SubInput.DATA).bytes(chunk);
-      if (eof && i === chunks.length - 1) w.sub(SubInput.EOF);
-    }, `writing stdin of process ${processId}`)));
+    await Promise.all(putInputRequests(processId, data, eof).map((request) => this.send(request, `writing stdin of process ${processId}`)));
   }
 
   async resize(processId: bigint, rows: number, cols: number): Promise<void> {
-    await this.request(MsgType.RESIZE, (w) => w.sub(SubResize.ID).u64(processId).sub(SubResize.ROWS).u32(rows).sub(SubResize.COLS).u32(cols), `resizing the terminal of process ${processId}`);
+    await this.send(resizeRequest(processId, rows, cols), `resizing the terminal of process ${processId}`);
   }
 
   /**
@@ -257,7 +222,7 @@ export class AgentClient extends EventEmitter<AgentEvents> {
    * (proto.h MSG_RESUMED). Its answer is also the sign that the restored guest is running.
    */
   async resumed(realtimeNs: bigint, entropy: Buffer, timeoutMs?: number): Promise<void> {
-    await this.request(MsgType.RESUMED, (w) => w.sub(SubResumed.TIME_NS).u64(realtimeNs).sub(SubResumed.ENTROPY).bytes(entropy), 'refreshing the restored guest', timeoutMs);
+    await this.send(resumedRequest(realtimeNs, entropy), 'refreshing the restored guest', timeoutMs);
   }
 
   /**
@@ -265,46 +230,27 @@ export class AgentClient extends EventEmitter<AgentEvents> {
    * the guest's CLOCK_REALTIME in ns, read after the step (proto.h MSG_CLOCK).
    */
   async clock(stepNs: bigint, timeoutMs?: number): Promise<bigint> {
-    const reply = await this.request(MsgType.CLOCK, (w) => { if (stepNs !== 0n) w.sub(SubClock.STEP_NS).u64(BigInt.asUintN(64, stepNs)); }, 'setting the guest clock', timeoutMs);
-    if (reply.type !== 'ok-u64') throw new GvmiTestError('agent.protocol', `CLOCK answered with ${reply.type}`);
-    return reply.value;
+    return u64Reply(await this.send(clockRequest(stepNs), 'setting the guest clock', timeoutMs), 'CLOCK');
   }
 
   async mountVolume(tag: string, path: string): Promise<void> {
-    await this.request(MsgType.MOUNT_VOLUME, (w) => w.sub(SubMount.TAG).bytes(tag).sub(SubMount.PATH).bytes(path), `mounting volume ${path}`);
+    await this.send(mountVolumeRequest(tag, path), `mounting volume ${path}`);
   }
 
   async stats(): Promise<AgentStats> {
-    const reply = await this.request(MsgType.STATS, () => {}, 'reading guest stats');
-    if (reply.type !== 'ok-bytes' || reply.data.length < STATS_FIELDS.length * 8) {
-      throw new GvmiTestError('agent.protocol', 'STATS answered with a short body');
-    }
-    const stats = {} as AgentStats;
-    STATS_FIELDS.forEach((name, i) => { stats[name] = Number(reply.data.readBigUInt64LE(i * 8)); });
-    return stats;
+    return decodeStats(bytesReply(await this.send(emptyRequest(MsgType.STATS), 'reading guest stats'), 'STATS'));
   }
 
   async upperUsage(limit: number): Promise<UpperUsageEntry[]> {
-    const reply = await this.request(MsgType.UPPER_USAGE, (w) => w.sub(SubUsage.LIMIT).u32(limit), 'reading overlay usage');
-    if (reply.type !== 'ok-bytes') throw new GvmiTestError('agent.protocol', 'UPPER_USAGE answered without bytes');
-    const entries: UpperUsageEntry[] = [];
-    let offset = 0;
-    const data = reply.data;
-    while (offset + 16 <= data.length) {
-      const bytes = Number(data.readBigUInt64LE(offset));
-      const length = Number(data.readBigUInt64LE(offset + 8));
-      entries.push({ bytes, path: data.subarray(offset + 16, offset + 16 + length).toString('utf8') });
-      offset += 16 + length;
-    }
-    return entries;
+    return decodeUpperUsage(bytesReply(await this.send(upperUsageRequest(limit), 'reading overlay usage'), 'UPPER_USAGE'));
   }
 
   async syncFs(): Promise<void> {
-    await this.request(MsgType.SYNC_FS, () => {}, 'syncing file systems');
+    await this.send(emptyRequest(MsgType.SYNC_FS), 'syncing file systems');
   }
 
   /** Asks the guest to power off; resolves when it acknowledged. */
   async quit(timeoutMs = 5000): Promise<void> {
-    await this.request(MsgType.QUIT, () => {}, 'shutting down', timeoutMs);
+    await this.send(emptyRequest(MsgType.QUIT), 'shutting down', timeoutMs);
   }
 }

@@ -1,8 +1,25 @@
 /**
- * Encoding host requests and decoding guest messages (runtime/include/proto.h). Pure: no I/O.
+ * Every byte of the agent protocol (runtime/include/proto.h) on the host side: the request frame
+ * and each request's body, the guest's message stream and each reply's body. Pure: no I/O;
+ * AgentClient only sends what this builds and hands on what this decodes.
  */
 import { GvmiTestError } from '../errors.js';
-import { INPUT_CHUNK_BYTES, PROTO_MAX_ARRAY, PROTO_MAX_BYTES, RespType } from './protocol.js';
+import {
+  MsgType, PROTO_EXTENSION_VERSION, PROTO_MAX_ARRAY, PROTO_MAX_BYTES, PROTO_MAX_ENTROPY, RedirectKind, RespType, STATS_FIELDS,
+  SubClock, SubHello, SubInput, SubKill, SubMount, SubResize, SubResumed, SubRun, SubSignal, SubUsage,
+} from './protocol.js';
+
+/**
+ * Stdin is sent in PUT_INPUT requests of at most this many bytes: well under PROTO_MAX_BYTES, so
+ * that neither side holds one huge frame, and few enough round trips for any size.
+ */
+export const INPUT_CHUNK_BYTES = 1024 * 1024;
+
+/**
+ * The stdin pipe's buffer a process gets with `stdinPipe` (REDIRECT_PIPE_BLOCKING's size: a
+ * multiple of 4096, as proto.h requires).
+ */
+const STDIN_PIPE_BYTES = 65536;
 
 /** Builds one request: u64 id | u8 type | sub-messages | 0. */
 export class RequestWriter {
@@ -67,6 +84,164 @@ export class RequestWriter {
     this.parts.push(Buffer.of(0));
     return Buffer.concat(this.parts);
   }
+}
+
+/** A request without its id: its type and how its body is written. */
+export interface AgentRequest {
+  readonly type: number;
+  readonly write: (w: RequestWriter) => void;
+}
+
+/** The bytes of `request` under message id `id`. */
+export function encodeRequest(id: bigint, request: AgentRequest): Buffer {
+  const writer = new RequestWriter(id, request.type);
+  request.write(writer);
+  return writer.finish();
+}
+
+export interface RunProcessSpec {
+  /** The program (BIN); argv[0] when not given. */
+  bin?: string;
+  argv: readonly string[];
+  env: readonly string[];
+  cwd?: string;
+  uid?: number;
+  gid?: number;
+  /**
+   * Give the process a stdin pipe (fed with putInput). Otherwise no redirect is sent for fd 0 and
+   * the process gets what a provider gives it: an empty file under /var/tmp/guest_agent_private.
+   */
+  stdinPipe?: boolean;
+  /** A pseudo-terminal of this size as stdin/stdout/stderr (output arrives as fd 1). */
+  pty?: { rows: number; cols: number };
+}
+
+/** HELLO: the host speaks the extensions of this version. */
+export function helloRequest(version = PROTO_EXTENSION_VERSION): AgentRequest {
+  return { type: MsgType.HELLO, write: (w) => w.sub(SubHello.VERSION).u32(version) };
+}
+
+/** RUN_PROCESS with stdout and stderr pushed as they are written (or one pseudo-terminal). */
+export function runProcessRequest(spec: RunProcessSpec): AgentRequest {
+  return {
+    type: MsgType.RUN_PROCESS,
+    write: (w) => {
+      w.sub(SubRun.BIN).bytes(spec.bin ?? spec.argv[0] ?? '');
+      w.sub(SubRun.ARG).array(spec.argv);
+      w.sub(SubRun.ENV).array(spec.env);
+      if (spec.cwd) w.sub(SubRun.CWD).bytes(spec.cwd);
+      if (spec.uid !== undefined) w.sub(SubRun.UID).u32(spec.uid);
+      if (spec.gid !== undefined) w.sub(SubRun.GID).u32(spec.gid);
+      if (spec.pty) {
+        w.sub(SubRun.PTY).u32(spec.pty.rows).u32(spec.pty.cols);
+      } else {
+        if (spec.stdinPipe) w.sub(SubRun.RFD).u32(0).u8(RedirectKind.PIPE_BLOCKING).u64(STDIN_PIPE_BYTES);
+        w.sub(SubRun.RFD).u32(1).u8(RedirectKind.PIPE_PUSH);
+        w.sub(SubRun.RFD).u32(2).u8(RedirectKind.PIPE_PUSH);
+      }
+    },
+  };
+}
+
+export function killRequest(processId: bigint): AgentRequest {
+  return { type: MsgType.KILL_PROCESS, write: (w) => w.sub(SubKill.ID).u64(processId) };
+}
+
+export function signalRequest(processId: bigint, signo: number): AgentRequest {
+  return { type: MsgType.SIGNAL, write: (w) => w.sub(SubSignal.ID).u64(processId).sub(SubSignal.SIGNO).u32(signo) };
+}
+
+/**
+ * Stdin for a process as PUT_INPUT requests of at most INPUT_CHUNK_BYTES each (the guest refuses
+ * a BYTES field over PROTO_MAX_BYTES, and stops the VM as upstream does), EOF on the last. An
+ * empty `data` is one request (an EOF alone, or nothing at all).
+ */
+export function putInputRequests(processId: bigint, data: Buffer, eof: boolean): AgentRequest[] {
+  const chunks = chunkInput(data);
+  return chunks.map((chunk, i) => ({
+    type: MsgType.PUT_INPUT,
+    write: (w) => {
+      w.sub(SubInput.ID).u64(processId);
+      if (chunk.length > 0) w.sub(SubInput.DATA).bytes(chunk);
+      if (eof && i === chunks.length - 1) w.sub(SubInput.EOF);
+    },
+  }));
+}
+
+export function resizeRequest(processId: bigint, rows: number, cols: number): AgentRequest {
+  return { type: MsgType.RESIZE, write: (w) => w.sub(SubResize.ID).u64(processId).sub(SubResize.ROWS).u32(rows).sub(SubResize.COLS).u32(cols) };
+}
+
+/** RESUMED: the host's CLOCK_REALTIME and fresh entropy (at most PROTO_MAX_ENTROPY bytes) for a restored guest. */
+export function resumedRequest(realtimeNs: bigint, entropy: Buffer): AgentRequest {
+  if (entropy.length > PROTO_MAX_ENTROPY) {
+    throw new GvmiTestError('usage', `${entropy.length} bytes of entropy: the agent takes at most ${PROTO_MAX_ENTROPY}`);
+  }
+  return { type: MsgType.RESUMED, write: (w) => w.sub(SubResumed.TIME_NS).u64(realtimeNs).sub(SubResumed.ENTROPY).bytes(entropy) };
+}
+
+/** CLOCK: step CLOCK_REALTIME by `stepNs` (signed; 0 sends no step and only reads the clock). */
+export function clockRequest(stepNs: bigint): AgentRequest {
+  return { type: MsgType.CLOCK, write: (w) => { if (stepNs !== 0n) w.sub(SubClock.STEP_NS).u64(BigInt.asUintN(64, stepNs)); } };
+}
+
+export function mountVolumeRequest(tag: string, path: string): AgentRequest {
+  return { type: MsgType.MOUNT_VOLUME, write: (w) => w.sub(SubMount.TAG).bytes(tag).sub(SubMount.PATH).bytes(path) };
+}
+
+export function upperUsageRequest(limit: number): AgentRequest {
+  return { type: MsgType.UPPER_USAGE, write: (w) => w.sub(SubUsage.LIMIT).u32(limit) };
+}
+
+/** A request whose body is empty: QUIT, STATS, SYNC_FS. */
+export function emptyRequest(type: MsgType): AgentRequest {
+  return { type, write: () => {} };
+}
+
+export type AgentStats = Record<(typeof STATS_FIELDS)[number], number>;
+
+/** STATS's reply body: proto.h struct proto_stats. */
+export function decodeStats(data: Buffer): AgentStats {
+  if (data.length < STATS_FIELDS.length * 8) {
+    throw new GvmiTestError('agent.protocol', `STATS answered with ${data.length} bytes, not ${STATS_FIELDS.length * 8}`);
+  }
+  const stats = {} as AgentStats;
+  STATS_FIELDS.forEach((name, i) => { stats[name] = Number(data.readBigUInt64LE(i * 8)); });
+  return stats;
+}
+
+export interface UpperUsageEntry {
+  path: string;
+  bytes: number;
+}
+
+/** UPPER_USAGE's reply body: repeated (u64 size | u64 path_len | path). */
+export function decodeUpperUsage(data: Buffer): UpperUsageEntry[] {
+  const entries: UpperUsageEntry[] = [];
+  let offset = 0;
+  while (offset + 16 <= data.length) {
+    const bytes = Number(data.readBigUInt64LE(offset));
+    const length = Number(data.readBigUInt64LE(offset + 8));
+    if (offset + 16 + length > data.length) {
+      throw new GvmiTestError('agent.protocol', `UPPER_USAGE announced a ${length}-byte path past the end of its reply`);
+    }
+    entries.push({ bytes, path: data.subarray(offset + 16, offset + 16 + length).toString('utf8') });
+    offset += 16 + length;
+  }
+  if (offset !== data.length) throw new GvmiTestError('agent.protocol', 'UPPER_USAGE ended in the middle of an entry');
+  return entries;
+}
+
+/** The number an OK_U64 reply carries; anything else answering `what` is a protocol error. */
+export function u64Reply(reply: GuestMessage, what: string): bigint {
+  if (reply.type !== 'ok-u64') throw new GvmiTestError('agent.protocol', `${what} answered with ${reply.type}`);
+  return reply.value;
+}
+
+/** The body an OK_BYTES reply carries; anything else answering `what` is a protocol error. */
+export function bytesReply(reply: GuestMessage, what: string): Buffer {
+  if (reply.type !== 'ok-bytes') throw new GvmiTestError('agent.protocol', `${what} answered with ${reply.type}`);
+  return reply.data;
 }
 
 /**

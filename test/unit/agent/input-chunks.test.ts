@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { chunkInput, RequestWriter } from '../../../src/agent/codec.js';
-import { INPUT_CHUNK_BYTES, PROTO_MAX_ARRAY, PROTO_MAX_BYTES } from '../../../src/agent/protocol.js';
+import { chunkInput, INPUT_CHUNK_BYTES, RequestWriter } from '../../../src/agent/codec.js';
+import { PROTO_MAX_ARRAY, PROTO_MAX_BYTES } from '../../../src/agent/protocol.js';
 import { isGvmiTestError } from '../../../src/errors.js';
 
 describe('transfers within the protocol limits', () => {
