@@ -12,5 +12,5 @@ export { serveVm, type ServeOptions, type VmServer } from './server/ws-server.js
 export { connectVm, RemoteVm } from './server/ws-client.js';
 export type { VmLike, VmLikeInfo } from './vm/vm-like.js';
 export type { ClientMessage, ServerMessage } from './server/ws-protocol.js';
-export { RUNTIME_PROFILES, DEFAULT_RUNTIME_PROFILE, RUNTIME_PROFILE_SUMMARY, parseRuntimeProfile, type RuntimeProfile } from './vm/runtime-profile.js';
+export { RUNTIME_PROFILES, DEFAULT_RUNTIME_PROFILE, RUNTIME_PROFILE_SUMMARY, parseRuntimeProfile, type RuntimeProfile } from './runtime-profile.js';
 export { compareRuntimeRuns, type RuntimeRun, type RuntimeComparison } from './diagnostics/runtime-comparison.js';

@@ -7,7 +7,7 @@
  */
 import { GvmiTestError } from '../errors.js';
 import { compareRuntimeRuns, describeOutcome, type RuntimeComparison, type RuntimeRun } from '../diagnostics/runtime-comparison.js';
-import { RUNTIME_PROFILE_SUMMARY, type RuntimeProfile } from '../vm/runtime-profile.js';
+import { RUNTIME_PROFILE_SUMMARY, type RuntimeProfile } from '../runtime-profile.js';
 import { readGvmi } from '../image/gvmi-file.js';
 import { exitCodeFor } from './exit-codes.js';
 import { writeLine, type CliIo } from './io.js';

@@ -4,7 +4,7 @@
  * GVMI_TEST_RUNTIME_VERSION decides, then the default (0.4).
  */
 import { GvmiTestError } from '../errors.js';
-import { RUNTIME_PROFILES, parseRuntimeProfile, type RuntimeProfile } from '../vm/runtime-profile.js';
+import { RUNTIME_PROFILES, parseRuntimeProfile, type RuntimeProfile } from '../runtime-profile.js';
 import { RUNTIME_VERSION_ENV } from '../vm/runtime-env.js';
 
 /** A single profile, or every profile in order (compare mode). */

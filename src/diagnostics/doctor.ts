@@ -7,8 +7,8 @@ import { GvmiTestError } from '../errors.js';
 import { chooseAccelerator, parseAcceleratorChoice, readHostFacts } from '../qemu/accelerator.js';
 import { resolveQemuUser } from '../qemu/qemu-user.js';
 import { findQemu, findRuntime, qemuSupportsSandbox, runtimeManifestPath } from '../qemu/runtime-files.js';
-import { assertSnapshotDirTrusted, listSnapshots, snapshotBudgetBytes, snapshotDir } from '../vm/snapshot-store.js';
-import { snapshotsWanted } from '../vm/snapshot-settings.js';
+import { assertSnapshotDirTrusted, listSnapshots, snapshotBudgetBytes, snapshotDir } from '../snapshot/snapshot-store.js';
+import { snapshotsWanted } from '../snapshot/snapshot-settings.js';
 
 export interface DoctorCheck {
   name: string;

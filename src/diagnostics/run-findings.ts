@@ -4,7 +4,7 @@
  * Env. Pure functions over what the VM reported.
  */
 import type { UpperUsageEntry } from '../agent/agent-client.js';
-import type { RuntimeProfile } from '../vm/runtime-profile.js';
+import type { RuntimeProfile } from '../runtime-profile.js';
 import type { Finding } from './finding.js';
 import { constants } from 'node:os';
 import { formatBytes } from '../format-bytes.js';

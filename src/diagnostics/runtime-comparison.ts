@@ -6,7 +6,7 @@
  * callers feed it what each run produced.
  */
 import type { ErrorCode } from '../errors.js';
-import type { RuntimeProfile } from '../vm/runtime-profile.js';
+import type { RuntimeProfile } from '../runtime-profile.js';
 import type { Finding, FindingCode } from './finding.js';
 import { formatBytes } from '../format-bytes.js';
 

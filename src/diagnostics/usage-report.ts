@@ -1,6 +1,6 @@
 /** `run --report`: where the bytes went — the RAM overlay (and its largest files) and each volume. */
-import { PinnedDir } from '../vm/pinned-dir.js';
-import type { StartedVm } from '../vm/started-vm.js';
+import { PinnedDir } from '../pinned-dir.js';
+import type { UpperUsageEntry } from '../agent/agent-client.js';
 
 export interface UsageReport {
   overlay: { totalBytes: number; usedBytes: number };
@@ -46,7 +46,14 @@ async function volumeUsage(hostPath: string, identity?: { dev: number; ino: numb
  * `keep`: the VM keeps its temporary volume directories (--keep); otherwise they are gone by the
  * time anyone reads the report. Empty files are not where the bytes went: left out.
  */
-export async function usageReport(vm: StartedVm, { keep = false }: { keep?: boolean } = {}): Promise<UsageReport> {
+/** What usageReport needs of a VM in this process (a served VM's volumes are not ours to read). */
+export interface MeasurableVm {
+  readonly volumes: readonly { guestPath: string; hostPath: string; temporary: boolean; identity?: { dev: number; ino: number } }[];
+  stats(): Promise<{ overlay: { totalBytes: number; usedBytes: number } }>;
+  overlayUsage(limit?: number): Promise<UpperUsageEntry[]>;
+}
+
+export async function usageReport(vm: MeasurableVm, { keep = false }: { keep?: boolean } = {}): Promise<UsageReport> {
   const stats = await vm.stats();
   return {
     overlay: { totalBytes: stats.overlay.totalBytes, usedBytes: stats.overlay.usedBytes },

@@ -4,7 +4,7 @@
  * command line, no PCI, no firmware, no NIC.
  */
 import type { Accelerator } from './accelerator.js';
-import type { RuntimeProfile } from '../vm/runtime-profile.js';
+import type { RuntimeProfile } from '../runtime-profile.js';
 
 export interface VolumeDevice {
   tag: string;

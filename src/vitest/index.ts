@@ -15,7 +15,7 @@ declare module 'vitest' {
 
 export { vmTest, describeWithVm, type VmFixtureOptions, type DescribeWithVmOptions, type VmReset } from './fixture.js';
 export { forEachRuntime } from './runtimes.js';
-export { RUNTIME_PROFILES, type RuntimeProfile } from '../vm/runtime-profile.js';
+export { RUNTIME_PROFILES, type RuntimeProfile } from '../runtime-profile.js';
 export { vmTimeout, timeoutScale } from './timeouts.js';
 export { gvmiMatchers, describeResult, type GvmiMatchers } from './matchers.js';
 export { startVm, type StartedVm, type ExecResult, type StartVmOptions } from '../index.js';

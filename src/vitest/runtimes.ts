@@ -5,7 +5,7 @@
  * `runtime 0.5` describe block, so a failure names the runtime it happened under.
  */
 import { describe } from 'vitest';
-import { RUNTIME_PROFILES, type RuntimeProfile } from '../vm/runtime-profile.js';
+import { RUNTIME_PROFILES, type RuntimeProfile } from '../runtime-profile.js';
 
 /**
  * ```ts

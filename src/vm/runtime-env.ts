@@ -3,7 +3,7 @@
  * VM a test run or a script starts without naming a profile, the way GVMI_TEST_ACCEL switches the
  * accelerator — so a whole existing suite can be tried under the other runtime unchanged.
  */
-import { parseRuntimeProfile, type RuntimeProfile } from './runtime-profile.js';
+import { parseRuntimeProfile, type RuntimeProfile } from '../runtime-profile.js';
 
 export const RUNTIME_VERSION_ENV = 'GVMI_TEST_RUNTIME_VERSION';
 

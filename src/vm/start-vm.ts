@@ -17,12 +17,12 @@ import { findQemu, findRuntime, qemuSupportsSandbox } from '../qemu/runtime-file
 import { hostTscKhz } from '../qemu/host-tsc.js';
 import { resolveQemuUser } from '../qemu/qemu-user.js';
 import { crashError, launchQemu, refreshGuest, type LaunchedQemu, type LaunchMode } from './launch-qemu.js';
-import { describeSnapshot, discardSnapshot, findSnapshot, hostCpuIdentity, pruneSnapshots, qemuIdentity, snapshotKey, snapshotStatePath, snapshotTemporaryPath } from './snapshot-store.js';
+import { describeSnapshot, discardSnapshot, findSnapshot, hostCpuIdentity, pruneSnapshots, qemuIdentity, snapshotKey, snapshotStatePath, snapshotTemporaryPath } from '../snapshot/snapshot-store.js';
 import { StartedVm, type SnapshotUse } from './started-vm.js';
 import { shadowedPaths } from './shadowed-paths.js';
-import { snapshotsWanted } from './snapshot-settings.js';
+import { snapshotsWanted } from '../snapshot/snapshot-settings.js';
 import { planVolumes } from './volumes.js';
-import type { RuntimeProfile } from './runtime-profile.js';
+import type { RuntimeProfile } from '../runtime-profile.js';
 import { runtimeProfileOrEnv } from './runtime-env.js';
 import { DEFAULT_MEMORY_MIB, validateResources } from './resource-limits.js';
 

@@ -71,7 +71,7 @@ export interface VmInfo {
   /** Whether this VM was restored from a snapshot, or booted (and saved one for the next start). */
   snapshot: SnapshotUse;
   /** The provider runtime this VM reproduces (what differs: runtime-profile.ts). */
-  runtimeVersion: import('./runtime-profile.js').RuntimeProfile;
+  runtimeVersion: import('../runtime-profile.js').RuntimeProfile;
 }
 
 /**

@@ -7,7 +7,7 @@ import type { Finding } from '../diagnostics/finding.js';
 import type { ImageMetadata } from '../image/container-config.js';
 import type { ExecResult, GuestProcess } from './guest-process.js';
 import type { ExecOptions, SpawnOptions, VmStats } from './started-vm.js';
-import type { RuntimeProfile } from './runtime-profile.js';
+import type { RuntimeProfile } from '../runtime-profile.js';
 
 export interface VmLikeInfo {
   image: string;

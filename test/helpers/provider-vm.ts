@@ -17,7 +17,7 @@ import { buildQemuArgs } from '../../src/qemu/qemu-args.js';
 import { spawnQemu, type QemuExit, type QemuProcess } from '../../src/qemu/qemu-process.js';
 import { resolveQemuUser } from '../../src/qemu/qemu-user.js';
 import { findQemu, findRuntime, qemuSupportsSandbox } from '../../src/qemu/runtime-files.js';
-import type { RuntimeProfile } from '../../src/vm/runtime-profile.js';
+import type { RuntimeProfile } from '../../src/runtime-profile.js';
 import { planVolumes, type VolumeMount } from '../../src/vm/volumes.js';
 
 export interface ProviderVmOptions {

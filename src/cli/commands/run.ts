@@ -15,7 +15,7 @@ import { collect, parseKeyValue, parsePositiveInt } from '../options.js';
 import { guestArgv, optionsEndAtGuestCommand } from '../guest-command.js';
 import { printable } from '../../terminal-safe.js';
 import type { RuntimeRun } from '../../diagnostics/runtime-comparison.js';
-import type { RuntimeProfile } from '../../vm/runtime-profile.js';
+import type { RuntimeProfile } from '../../runtime-profile.js';
 import { parseRuntimeChoice, singleRuntime } from '../runtime-option.js';
 import { RUNTIME_VERSION_ENV } from '../../vm/runtime-env.js';
 import { LinePrefixer } from '../line-prefixer.js';

@@ -5,7 +5,7 @@
  * (the image Env, or nothing at all: PR #201), the 9p msize, the hostname (none set, or `golem`).
  * The default is 0.4: what Golem's own documents describe (128 MB of space outside volumes).
  */
-import { GvmiTestError } from '../errors.js';
+import { GvmiTestError } from './errors.js';
 
 export const RUNTIME_PROFILES = ['0.4', '0.5'] as const;
 export type RuntimeProfile = (typeof RUNTIME_PROFILES)[number];

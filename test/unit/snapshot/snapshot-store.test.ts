@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { isGvmiTestError } from '../../../src/errors.js';
 import {
   describeSnapshot, discardSnapshot, findSnapshot, pruneSnapshots, snapshotKey, snapshotTemporaryPath, type SnapshotKeyInputs,
-} from '../../../src/vm/snapshot-store.js';
+} from '../../../src/snapshot/snapshot-store.js';
 
 const asRoot = process.getuid?.() === 0;
 
