@@ -12,7 +12,7 @@ import { dir as tempDir } from 'tmp-promise';
 import { GvmiTestError } from '../errors.js';
 import { metadataOf, normaliseVolumePath, type ContainerConfig } from './container-config.js';
 import { listSquashfs } from './squashfs-listing.js';
-import { workdirFinding } from '../diagnostics/static-findings.js';
+import { workdirFinding } from './static-findings.js';
 import type { Finding } from '../diagnostics/finding.js';
 import { expansionBudget, MAX_EXPAND_ENV, parseMaxExpand, type ExpansionBudget } from './expansion-budget.js';
 import { encodeTrailer, readGvmi, type GvmiImage } from './gvmi-file.js';

@@ -1,7 +1,7 @@
 /** `gvmi-test inspect`: what is in a .gvmi and what will surprise its author on a provider. */
-import { staticFindings, shadowedEntries } from '../diagnostics/static-findings.js';
 import type { Finding } from '../diagnostics/finding.js';
-import { architectureFinding } from '../diagnostics/binary-architecture.js';
+import { architectureFinding } from './binary-architecture.js';
+import { staticFindings, shadowedEntries } from './static-findings.js';
 import { readGvmi, type GvmiImage } from './gvmi-file.js';
 import { listSquashfs, type SquashfsEntry } from './squashfs-listing.js';
 import { verifyImage, type Verification } from './verify-image.js';

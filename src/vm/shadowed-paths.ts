@@ -3,7 +3,7 @@
  * every start; when the image's digest is known (snapshots on), the answer is remembered per
  * (image digest, volume paths), so a restored VM does not pay for it.
  */
-import { shadowedEntries } from '../diagnostics/static-findings.js';
+import { shadowedEntries } from '../image/static-findings.js';
 import type { ImageMetadata } from '../image/container-config.js';
 import { LISTING_VERSION, listSquashfs } from '../image/squashfs-listing.js';
 import { memoPath, readMemo, writeMemo } from '../memo.js';

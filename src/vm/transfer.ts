@@ -19,9 +19,9 @@ import { constants, type Stats } from 'node:fs';
 import { chown, lchown, mkdir, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, posix, relative as relativePath, resolve } from 'node:path';
 import { GvmiTestError } from '../errors.js';
-import { volumeOf } from '../diagnostics/static-findings.js';
+import { volumeOf } from '../image/static-findings.js';
 import { splitPath } from '../image/scoped-path.js';
-import { PinnedDir, PinnedEntry, UnsafeEntryError } from '../pinned-dir.js';
+import { PinnedDir, PinnedEntry, UnsafeEntryError } from './pinned-dir.js';
 import type { VolumeMount } from './volumes.js';
 
 export interface Located {

@@ -9,7 +9,7 @@ import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { metadataOf, type ContainerConfig } from '../../../src/image/container-config.js';
 import type { SquashfsEntry } from '../../../src/image/squashfs-listing.js';
-import { resolveImageDir, staticFindings } from '../../../src/diagnostics/static-findings.js';
+import { resolveImageDir, staticFindings } from '../../../src/image/static-findings.js';
 import { buildImage } from '../../../src/image/build-image.js';
 import { inspectImage } from '../../../src/image/inspect-image.js';
 import { runCli } from '../../../src/cli/program.js';

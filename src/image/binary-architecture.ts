@@ -7,9 +7,9 @@ import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import type { ImageMetadata } from '../image/container-config.js';
-import type { SquashfsEntry } from '../image/squashfs-listing.js';
-import type { Finding } from './finding.js';
+import type { Finding } from '../diagnostics/finding.js';
+import type { ImageMetadata } from './container-config.js';
+import type { SquashfsEntry } from './squashfs-listing.js';
 
 const MACHINES: Record<number, string> = { 0x03: 'i386', 0x3e: 'amd64', 0x28: 'arm', 0xb7: 'arm64', 0xf3: 'riscv64', 0x15: 'ppc64', 0x16: 's390x' };
 const BIN_DIRS = ['/bin/', '/sbin/', '/usr/bin/', '/usr/sbin/', '/usr/local/bin/'];

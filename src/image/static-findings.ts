@@ -1,7 +1,7 @@
 /** Provider traps that show in the image itself, before anything runs (used by `inspect`). */
-import type { ImageMetadata } from '../image/container-config.js';
-import type { SquashfsEntry } from '../image/squashfs-listing.js';
-import type { Finding } from './finding.js';
+import type { Finding } from '../diagnostics/finding.js';
+import type { ImageMetadata } from './container-config.js';
+import type { SquashfsEntry } from './squashfs-listing.js';
 
 const LARGE_IMAGE_BYTES = 1024 * 1024 * 1024;
 
