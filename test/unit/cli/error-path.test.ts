@@ -101,7 +101,7 @@ describe('--json errors come from the parsed options, not from any --json in arg
   });
 
   it('a non-GvmiTestError is reported as [internal], exit 1, with its stack', async () => {
-    const { reportError } = await import('../../../src/cli/program.js');
+    const { reportError } = await import('../../../src/cli/report-error.js');
     const c = capture();
     expect(reportError(new TypeError('x is not a function'), c.io)).toBe(1);
     expect(c.err()).toMatch(/^gvmi-test: internal error: x is not a function \[internal\]\n {2}hint: this is a bug/);
