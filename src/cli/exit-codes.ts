@@ -16,7 +16,7 @@ export const EXIT = {
   setup: 69, // EX_UNAVAILABLE: QEMU, runtime, tools missing
   vm: 70, // EX_SOFTWARE: the VM crashed, failed to boot, or the agent misbehaved
   cantCreate: 73, // EX_CANTCREAT: output exists / cannot be written
-  transfer: 74, // EX_IOERR: a file transfer was refused or failed
+  transfer: 74, // EX_IOERR: a file transfer was refused or failed, or a cache entry could not be removed
   connect: 75, // EX_TEMPFAIL: the served VM cannot be reached (is `serve` running?)
 } as const;
 
@@ -26,10 +26,18 @@ export function exitCodeFor(code: ErrorCode): number {
   if (code === 'build.output-exists' || code === 'build.output-unwritable') return EXIT.cantCreate;
   if (code.startsWith('image.') || code.startsWith('build.')) return EXIT.image;
   if (code.startsWith('setup.')) return EXIT.setup;
-  if (code.startsWith('transfer.')) return EXIT.transfer;
+  if (code.startsWith('transfer.') || code.startsWith('cache.')) return EXIT.transfer;
   if (code.startsWith('connect.')) return EXIT.connect;
   if (code.startsWith('vm.') || code.startsWith('agent.') || code.startsWith('exec.') || code.startsWith('snapshot.')) return EXIT.vm;
   return EXIT.failure;
+}
+
+/**
+ * Thrown by a command that has printed its result and wants a specific exit status (runCli
+ * returns it; nothing more is printed).
+ */
+export class ExitStatus {
+  constructor(readonly status: number) {}
 }
 
 /** How a shell reports a process ended by `signal`: 128 + its number (130 for SIGINT, 141 for SIGPIPE). */

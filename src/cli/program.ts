@@ -12,15 +12,10 @@ import { registerServe } from './commands/serve.js';
 import { registerExec } from './commands/exec.js';
 import { registerShell } from './commands/shell.js';
 import { registerStartEntrypoint } from './commands/start-entrypoint.js';
-import { EXIT, exitCodeFor } from './exit-codes.js';
-import { processIo, writeLine, type CliIo } from './io.js';
-import { printable } from '../terminal-safe.js';
+import { EXIT, ExitStatus } from './exit-codes.js';
+import { processIo, type CliIo } from './io.js';
+import { reportError } from './report-error.js';
 import { terminationStatus } from './termination.js';
-
-/** Thrown by a command that has printed its result and wants a specific exit status. */
-export class ExitStatus {
-  constructor(readonly status: number) {}
-}
 
 /** The subcommand being run (set before it parses), so that an error can be reported as it asked. */
 interface Invocation {
@@ -52,36 +47,6 @@ export function createProgram(io: CliIo, invocation: Invocation = {}): Command {
   registerStartEntrypoint(program, io);
   for (const command of program.commands) command.exitOverride();
   return program;
-}
-
-/**
- * The one way the CLI reports an error: `gvmi-test: MESSAGE [CODE]` on stderr, a hint line when
- * there is one, the guest console's tail when there is one; with `json`, also one
- * `{"error": …}` object on stdout. Returns the exit status of the error's code.
- */
-export function reportError(error: unknown, io: CliIo, json = false): number {
-  const e = error instanceof GvmiTestError
-    ? error
-    : new GvmiTestError('internal', `internal error: ${error instanceof Error ? error.message : String(error)}`, {
-      hint: 'this is a bug in gvmi-test: please report it with the lines below',
-      details: { stack: error instanceof Error ? error.stack : undefined },
-    });
-  if (json) {
-    writeLine(io.stdout, JSON.stringify({ error: { code: e.code, message: e.message, hint: e.hint, details: e.details } }));
-  }
-  // Messages quote image- and guest-chosen text (paths, commands, console lines): escaped, so an
-  // error stays the one line it promises to be and nothing in it reaches the terminal raw.
-  writeLine(io.stderr, `gvmi-test: ${printable(e.message)} [${e.code}]`);
-  if (e.hint) writeLine(io.stderr, `  hint: ${printable(e.hint)}`);
-  const consoleTail = e.details?.['consoleTail'];
-  if (typeof consoleTail === 'string' && consoleTail.trim()) {
-    writeLine(io.stderr, '  guest console (last lines):');
-    // The serial console ends lines with \r\n; any other \r is the guest's and is shown.
-    for (const line of consoleTail.trimEnd().split(/\r?\n/)) writeLine(io.stderr, `    ${printable(line)}`);
-  }
-  const stack = e.code === 'internal' ? e.details?.['stack'] : undefined;
-  if (typeof stack === 'string') for (const line of stack.split('\n').slice(1)) writeLine(io.stderr, `    ${printable(line.trim())}`);
-  return exitCodeFor(e.code);
 }
 
 /** commander's own error (a missing argument, an unknown option or command) as a usage error. */

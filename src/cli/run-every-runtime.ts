@@ -9,9 +9,8 @@ import { GvmiTestError } from '../errors.js';
 import { compareRuntimeRuns, describeOutcome, type RuntimeComparison, type RuntimeRun } from '../diagnostics/runtime-comparison.js';
 import { RUNTIME_PROFILE_SUMMARY, type RuntimeProfile } from '../runtime-profile.js';
 import { readGvmi } from '../image/gvmi-file.js';
-import { exitCodeFor } from './exit-codes.js';
+import { exitCodeFor, ExitStatus } from './exit-codes.js';
 import { writeLine, type CliIo } from './io.js';
-import { ExitStatus } from './program.js';
 import { runUnder, type RunPlan } from './commands/run.js';
 import { printable } from '../terminal-safe.js';
 

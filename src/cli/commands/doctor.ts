@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
-import { EXIT } from '../exit-codes.js';
-import { ExitStatus } from '../program.js';
+import { EXIT, ExitStatus } from '../exit-codes.js';
 import { writeLine, type CliIo } from '../io.js';
 import { printable } from '../../terminal-safe.js';
 

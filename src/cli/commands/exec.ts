@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { GvmiTestError } from '../../errors.js';
 import { signalNumber } from '../../vm/guest-process.js';
-import { ExitStatus } from '../program.js';
+import { ExitStatus } from '../exit-codes.js';
 import { guestArgv, optionsEndAtGuestCommand } from '../guest-command.js';
 import type { CliIo } from '../io.js';
 import { collect, parseKeyValue, parsePositiveInt } from '../options.js';

@@ -6,7 +6,7 @@ import type { StartedVm } from '../../vm/started-vm.js';
 import { writeLine, type CliIo } from '../io.js';
 import { printable } from '../../terminal-safe.js';
 import { onTermination } from '../termination.js';
-import { reportError } from '../program.js';
+import { reportError } from '../report-error.js';
 import { addVmOptions, runtimeFromFlags, startVmFromFlags, type VmFlags } from './run.js';
 
 type TtyStream = NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?: (raw: boolean) => unknown };

@@ -9,7 +9,7 @@ import type { Command } from 'commander';
 import { formatFinding } from '../../diagnostics/finding.js';
 import { extraVolumeFinding } from '../../diagnostics/run-findings.js';
 import { signalNumber } from '../../vm/guest-process.js';
-import { ExitStatus } from '../program.js';
+import { ExitStatus } from '../exit-codes.js';
 import { writeLine, type CliIo } from '../io.js';
 import { addVmOptions, runtimeFromFlags, startVmFromFlags, type VmFlags } from './run.js';
 
