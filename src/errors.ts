@@ -13,6 +13,8 @@ export const ERROR_CODES = [
   'image.no-squashfs',
   'image.bad-volume',
   'image.corrupt',
+  // an image named by IMAGE[:TAG] that the container engines do not have
+  'image.not-in-engine',
   // building a .gvmi
   'build.bad-source',
   'build.unknown-archive',
@@ -29,6 +31,9 @@ export const ERROR_CODES = [
   'setup.tool-missing',
   'setup.kvm-unusable',
   'setup.unsafe-snapshot-dir',
+  'setup.unsafe-cache-dir',
+  'setup.engine-missing',
+  'setup.engine-unusable',
   // a running VM
   'vm.boot-failed',
   'vm.boot-timeout',
@@ -50,6 +55,8 @@ export const ERROR_CODES = [
   'transfer.escape',
   'transfer.failed',
   'transfer.too-large',
+  // `gvmi-test cache prune|clear` could not remove an entry
+  'cache.remove-failed',
   // the caller's mistake: a bad command line, option or request
   'usage',
   // a bug in gvmi-test (the CLI reports any other exception with this code)
