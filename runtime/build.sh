@@ -13,13 +13,23 @@ command -v musl-gcc >/dev/null || cc=gcc
 cflags=(-static -Os -std=gnu11 -Wall -Wextra -Werror -I"$here/include")
 sources=("$here"/init/*.c)
 init_hash=$( { echo "$cc ${cflags[*]}"; cat "$here"/include/*.h "$here"/init/*.h "${sources[@]}" "$here/build.sh"; } | sha256sum | cut -c1-16)
+# The guest formats a requestor's storage volumes as ext2 at boot with busybox's mke2fs (upstream
+# ships a single-applet busybox mkfs.ext2 in its initramfs): Debian's busybox-static, in the
+# initramfs as /mke2fs, its bytes part of the init's hash.
+mke2fs=$(command -v busybox || true)
+if [ -z "$mke2fs" ] || ! { ldd "$mke2fs" 2>&1 || true; } | grep -q 'not a dynamic executable'; then
+  echo "runtime: a static busybox is needed for the guest's mke2fs: install busybox-static (make deps)" >&2
+  exit 1
+fi
+init_hash=$( { echo "$init_hash"; sha256sum < "$mke2fs"; } | sha256sum | cut -c1-16)
 out="$cache/runtime/$init_hash"
 if [ ! -f "$out/initramfs.cpio" ]; then
   echo "runtime: building init ($cc, $init_hash)" >&2
   rm -rf "$out.tmp"; mkdir -p "$out.tmp/root"
   "$cc" "${cflags[@]}" -o "$out.tmp/root/init" "${sources[@]}"
   strip "$out.tmp/root/init"
-  (cd "$out.tmp/root" && echo init | cpio --quiet -o -H newc --owner=0:0 > ../initramfs.cpio)
+  cp "$mke2fs" "$out.tmp/root/mke2fs"
+  (cd "$out.tmp/root" && printf 'init\nmke2fs\n' | cpio --quiet -o -H newc --owner=0:0 > ../initramfs.cpio)
   cp "$out.tmp/root/init" "$out.tmp/init"; rm -rf "$out.tmp/root"
   rm -rf "$out"; mv "$out.tmp" "$out"
 fi

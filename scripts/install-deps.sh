@@ -5,6 +5,7 @@ set -euo pipefail
 
 packages=(
   qemu-system-x86      # the VM monitor (TCG here, KVM on users' machines)
+  qemu-utils           # qemu-img: the qcow2 disk of a requestor's storage volume
   squashfs-tools       # mksquashfs / unsquashfs: the .gvmi root filesystem
   linux-source-6.1     # the guest kernel source
   build-essential bc bison flex libelf-dev libssl-dev cpio xz-utils  # kernel build deps

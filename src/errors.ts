@@ -57,6 +57,9 @@ export const ERROR_CODES = [
   'transfer.too-large',
   // `gvmi-test cache prune|clear` could not remove an entry
   'cache.remove-failed',
+  // a requestor's deploy options (volume kinds): not offered by the runtime profile, or refused
+  'deploy.unsupported-by-runtime',
+  'deploy.bad-volume',
   // the caller's mistake: a bad command line, option or request
   'usage',
   // a bug in gvmi-test (the CLI reports any other exception with this code)

@@ -16,6 +16,7 @@
 #include <sys/sysinfo.h>
 #include <unistd.h>
 
+#include "deploy_volumes.h"
 #include "mounts.h"
 #include "processes.h"
 #include "resume.h"
@@ -94,7 +95,9 @@ static void flush_out(struct agent *a) {
 static void reply_stats(struct agent *a, uint64_t id) {
     struct statfs fs;
     struct sysinfo si;
-    uint8_t body[8 * PROTO_STATS_FIELDS];
+    /* The fixed fields, then one entry per ram or storage volume of the deploy (deploy_volumes.h):
+     * a host that knows only the fixed fields reads them and ignores the rest. */
+    uint8_t body[8 * PROTO_STATS_FIELDS + 8192];
     if (fstatfs(a->upper_fd, &fs) < 0 || sysinfo(&si) < 0) { wire_err(&a->out, id, errno); return; }
     uint64_t unit = si.mem_unit ? si.mem_unit : 1;
     uint64_t fields[PROTO_STATS_FIELDS] = {
@@ -106,7 +109,8 @@ static void reply_stats(struct agent *a, uint64_t id) {
         processes_running(),
     };
     for (int i = 0; i < PROTO_STATS_FIELDS; i++) put_u64(body + 8 * i, fields[i]);
-    wire_ok_bytes(&a->out, id, body, sizeof body);
+    size_t volumes = deploy_volumes_stats(body + 8 * PROTO_STATS_FIELDS, sizeof body - 8 * PROTO_STATS_FIELDS);
+    wire_ok_bytes(&a->out, id, body, 8 * PROTO_STATS_FIELDS + volumes);
 }
 
 static void reply_status(struct agent *a, uint64_t id, int err) {

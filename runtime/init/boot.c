@@ -1,4 +1,5 @@
 #include "boot.h"
+#include "deploy_volumes.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -44,6 +45,7 @@ void boot_parse_cmdline(const char *cmdline, struct boot_options *opts) {
         p = strpbrk(p, " \t\n");
     }
     if (!opts->hostname[0]) strcpy(opts->hostname, "golem");
+    deploy_volumes_parse(cmdline);
 }
 
 void boot_log(const char *fmt, ...) {

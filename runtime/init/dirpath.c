@@ -8,9 +8,17 @@
 #include <unistd.h>
 
 int dirpath_create(const char *path, mode_t mode, int *out_fd) {
-    if (path[0] != '/') return -EINVAL;
     /* init runs chrooted into the image, so "/" is the image root (upstream's g_sysroot_fd). */
-    int dir = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int root = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0) return -errno;
+    int err = dirpath_create_at(root, path, mode, out_fd);
+    close(root);
+    return err;
+}
+
+int dirpath_create_at(int root_fd, const char *path, mode_t mode, int *out_fd) {
+    if (path[0] != '/') return -EINVAL;
+    int dir = openat(root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dir < 0) return -errno;
     const char *p = path;
     int err = 0;

@@ -14,4 +14,8 @@
  * there (O_CLOEXEC), to be used through /proc/self/fd/N so that nothing can swap it underneath. */
 int dirpath_create(const char *path, mode_t mode, int *out_fd);
 
+/* The same walk from the directory `root_fd` instead of "/" (before init has moved into the
+ * image root: deploy volumes are mounted there first, as upstream mounts them in its SYSROOT). */
+int dirpath_create_at(int root_fd, const char *path, mode_t mode, int *out_fd);
+
 #endif

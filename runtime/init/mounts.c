@@ -1,5 +1,6 @@
 #include "mounts.h"
 
+#include "deploy_volumes.h"
 #include "dirpath.h"
 #include "processes.h" /* AGENT_FDS_DIR */
 
@@ -65,10 +66,16 @@ static int mount_image_root(const struct boot_options *opts) {
     must_mkdir(lower, 0700, "mkdir-lower");
     must_mkdir(OVERLAY_DIR, 0700, "mkdir-overlay");
     must_mkdir(NEWROOT, 0755, "mkdir-root");
+    /* 0.5 formats its storage disks first (scan_storage, init.c:2717); 0.4.2 has none of this. */
+    if (opts->runtime_minor >= 5) deploy_volumes_prepare();
     if (opts->runtime_minor < 5) {
         /* 0.4 (init.c:2187): the writable layer is a tmpfs of its own, 128 MB on a provider. */
         snprintf(data, sizeof data, "mode=0700,size=%uM", opts->overlay_mb);
         must_mount("tmpfs", OVERLAY_DIR, "tmpfs", MS_NOSUID | MS_NODEV, data, "mount-upper");
+    } else if (deploy_volumes_mount_root(OVERLAY_DIR)) {
+        /* 0.5 with a deploy volume at `/` (init.c:2736-2746): a ram volume's tmpfs (mode=0700,
+         * size=, nodev) or a storage volume's ext2 holds upper and work, so its size is the space
+         * outside volumes. */
     } else {
         /* 0.5 (init.c:2736-2751) mounts nothing there: upper and work are directories on init's
          * root, a tmpfs it mounted itself with no options (copy_initramfs, init.c:1118), so `df /`
@@ -92,6 +99,16 @@ static int mount_image_root(const struct boot_options *opts) {
     snprintf(data, sizeof data, "lowerdir=%s,upperdir=" OVERLAY_DIR "/upper,workdir=" OVERLAY_DIR "/work",
              lower);
     must_mount("overlay", NEWROOT, "overlay", MS_NODEV, data, "mount-overlay");
+    if (opts->runtime_minor >= 5) {
+        /* 0.5's deploy volumes, right after the overlay and before /proc (init.c:2797-2825), their
+         * missing directories made with the upper's mode. */
+        struct stat up;
+        if (fstat(upper, &up) < 0) boot_fatal("stat-upper", errno);
+        int root = open(NEWROOT, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (root < 0) boot_fatal("open-root", errno);
+        deploy_volumes_mount(root, up.st_mode & 07777);
+        close(root);
+    }
     return upper;
 }
 

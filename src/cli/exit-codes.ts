@@ -21,7 +21,8 @@ export const EXIT = {
 } as const;
 
 export function exitCodeFor(code: ErrorCode): number {
-  if (code === 'usage' || code === 'build.bad-option') return EXIT.usage;
+  // A deploy option the runtime profile does not offer, or a provider refuses, is the caller's to change.
+  if (code === 'usage' || code === 'build.bad-option' || code.startsWith('deploy.')) return EXIT.usage;
   if (code === 'exec.timeout' || code === 'agent.timeout' || code === 'vm.boot-timeout') return EXIT.timeout;
   if (code === 'build.output-exists' || code === 'build.output-unwritable') return EXIT.cantCreate;
   if (code.startsWith('image.') || code.startsWith('build.')) return EXIT.image;

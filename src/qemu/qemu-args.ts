@@ -11,6 +11,16 @@ export interface VolumeDevice {
   hostPath: string;
 }
 
+/**
+ * A volume the guest's init mounts at boot (ya-runtime-vm 0.5's deploy volumes, reference §9):
+ * `ram` is a tmpfs of `sizeBytes`; `storage` is the qcow2 disk `disk` (of `sizeBytes`), which the
+ * guest formats as ext2 and mounts with `errors=`. `index` is upstream's vol_idx (vmrt.rs:136-168): it names the
+ * kernel parameters and the disk's drive id and serial.
+ */
+export type BootVolume =
+  | { index: number; kind: 'ram'; guestPath: string; sizeBytes: number }
+  | { index: number; kind: 'storage'; guestPath: string; sizeBytes: number; errors: 'continue' | 'remount-ro' | 'panic'; disk: string };
+
 export interface QemuSpec {
   accelerator: Accelerator;
   memoryMiB: number;
@@ -21,6 +31,8 @@ export interface QemuSpec {
   agentSocket: string;
   consoleLog: string;
   volumes: readonly VolumeDevice[];
+  /** Deploy volumes the guest mounts at boot (runtime 0.5 only). */
+  bootVolumes?: readonly BootVolume[];
   hostname: string;
   overlayMiB: number;
   /** The provider runtime reproduced (its guest behaviour differs per line: runtime-profile.ts). */
@@ -63,7 +75,7 @@ export function baseArgs(sandbox: boolean, runAs?: string): string[] {
   ];
 }
 
-export function kernelCommandLine(spec: Pick<QemuSpec, 'hostname' | 'overlayMiB' | 'runtime' | 'tscKhz'> & { accelerator?: Accelerator }): string {
+export function kernelCommandLine(spec: Pick<QemuSpec, 'hostname' | 'overlayMiB' | 'runtime' | 'tscKhz' | 'bootVolumes'> & { accelerator?: Accelerator }): string {
   return [
     'console=ttyS0',
     '8250.nr_uarts=1', // probing the 3 absent legacy UARTs costs ~0.1 s under emulation
@@ -79,6 +91,7 @@ export function kernelCommandLine(spec: Pick<QemuSpec, 'hostname' | 'overlayMiB'
     'no_timer_check',
     'i8042.noaux',
     'i8042.nokbd',
+    ...bootVolumeParameters(spec.bootVolumes ?? []),
     // A 0.4 host passes no hostname (its init sets none: `(none)`); 0.5 passes `golem` or the deploy's.
     ...(spec.runtime === '0.4' ? [] : [`hostname=${spec.hostname}`]),
     `gvmi.runtime=${spec.runtime}`,
@@ -88,7 +101,31 @@ export function kernelCommandLine(spec: Pick<QemuSpec, 'hostname' | 'overlayMiB'
   ].join(' ');
 }
 
-export function kernelArgs(spec: Pick<QemuSpec, 'kernel' | 'initramfs' | 'hostname' | 'overlayMiB' | 'accelerator' | 'runtime' | 'tscKhz'>): string[] {
+/**
+ * Upstream's host describes each deploy volume on the kernel command line, before `hostname=`
+ * (vmrt.rs:151-166): `vol-N-path=` and `vol-N-errors=` for a storage disk, `vol-N-path=` and
+ * `vol-N-size=` (bytes) for a ram volume. The guest's init reads them (and a process started
+ * without Env sees them in init's environment, as on a provider).
+ */
+export function bootVolumeParameters(volumes: readonly BootVolume[]): string[] {
+  return volumes.flatMap((v) => v.kind === 'storage'
+    ? [`vol-${v.index}-path=${v.guestPath}`, `vol-${v.index}-errors=${v.errors}`]
+    : [`vol-${v.index}-path=${v.guestPath}`, `vol-${v.index}-size=${v.sizeBytes}`]);
+}
+
+/**
+ * Each storage volume's qcow2 disk, as upstream attaches it (vmrt.rs:143-150: format=qcow2,
+ * media=disk, id and serial vol-N), on virtio-mmio. After the root disk, so the image stays vda;
+ * the guest finds a storage disk by its serial.
+ */
+export function storageDiskArgs(volumes: readonly BootVolume[]): string[] {
+  return volumes.flatMap((v) => v.kind !== 'storage' ? [] : [
+    '-drive', `file=${escapeOption(v.disk)},format=qcow2,media=disk,id=vol-${v.index},if=none`,
+    '-device', `virtio-blk-device,drive=vol-${v.index},serial=vol-${v.index}`,
+  ]);
+}
+
+export function kernelArgs(spec: Pick<QemuSpec, 'kernel' | 'initramfs' | 'hostname' | 'overlayMiB' | 'accelerator' | 'runtime' | 'tscKhz' | 'bootVolumes'>): string[] {
   return ['-kernel', spec.kernel, '-initrd', spec.initramfs, '-append', kernelCommandLine(spec)];
 }
 
@@ -140,6 +177,7 @@ export function buildQemuArgs(spec: QemuSpec): string[] {
     ...kernelArgs(spec),
     ...consoleArgs(spec.consoleLog),
     ...rootDiskArgs(spec.image),
+    ...storageDiskArgs(spec.bootVolumes ?? []),
     ...agentChannelArgs(spec.agentSocket),
     ...rngArgs(),
     ...volumeArgs(spec.volumes),
