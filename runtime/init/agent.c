@@ -18,6 +18,7 @@
 
 #include "deploy_volumes.h"
 #include "mounts.h"
+#include "net_control.h"
 #include "processes.h"
 #include "resume.h"
 #include "upper_usage.h"
@@ -160,18 +161,26 @@ static void handle_net_host(struct agent *a, const struct request *req) {
     else wire_err(&a->out, req->id, 0xffffffffu);
 }
 
-/* NET_CTL without a NIC (no requestor network): an address or a route is an ioctl on an
- * interface that does not exist, and upstream sends that -1 as the error code; an IPv4 address
- * without a mask is EINVAL first; nothing to configure is OK. */
+/* NET_CTL: the requestor's network joined (net_control.c). Without that NIC (no network) the
+ * ioctls fail and upstream sends its -1 as the error code; an IPv4 address without a mask is
+ * EINVAL first; nothing to configure is OK. */
 static void handle_net_ctl(struct agent *a, const struct request *req) {
-    if (req->has_if_addr) {
-        int v6 = memchr(req->net_if_addr.data, ':', req->net_if_addr.len) != NULL;
-        if (!v6 && req->net_mask.len == 0) { wire_err(&a->out, req->id, EINVAL); return; }
+    char addr[64], mask[64], gateway[64], if_addr[64];
+    struct net_ctl ctl = {
+        .addr = req->net_addr.len ? span_cstr(req->net_addr, addr, sizeof addr) : NULL,
+        .mask = req->net_mask.len ? span_cstr(req->net_mask, mask, sizeof mask) : NULL,
+        .gateway = req->has_gateway ? span_cstr(req->net_gateway, gateway, sizeof gateway) : NULL,
+        .if_addr = req->has_if_addr ? span_cstr(req->net_if_addr, if_addr, sizeof if_addr) : NULL,
+        .if_kind = req->net_if,
+    };
+    /* A field no address fits in (or holding a NUL) is no address: the kernel would refuse it. */
+    if ((req->has_if_addr && !ctl.if_addr) || (req->has_gateway && !ctl.gateway)) {
         wire_err(&a->out, req->id, 0xffffffffu);
         return;
     }
-    if (req->has_gateway) { wire_err(&a->out, req->id, 0xffffffffu); return; }
-    wire_ok(&a->out, req->id);
+    uint32_t err = net_control(&ctl);
+    if (err) wire_err(&a->out, req->id, err);
+    else wire_ok(&a->out, req->id);
 }
 
 static void handle_run(struct agent *a, const struct request *req) {

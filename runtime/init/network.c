@@ -1,4 +1,5 @@
 #include "network.h"
+#include "net_control.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -81,6 +82,10 @@ void network_setup(void) {
         err = write_file(NET_CORE[i].path, O_TRUNC, NET_CORE[i].value, 0);
         if (err) boot_fatal("sysctl-net-core", -err);
     }
+    /* The NICs a requestor's network or outbound access brings (down, unaddressed until NET_CTL);
+     * without them these fail quietly, as upstream's. */
+    net_set_mtu(NET_DEV_VPN, NET_MTU_VPN);
+    net_set_mtu(NET_DEV_INET, NET_MTU_INET);
 }
 
 void network_hostname(const struct boot_options *opts) {

@@ -7,7 +7,8 @@
 
 /* /etc/hosts: upstream's six lines appended to the image's file (never rewritten);
  * /etc/resolv.conf: rewritten with 1.1.1.1 and 8.8.8.8; lo up as 127.0.0.1/24; the net.core
- * socket buffer sysctls. An image without /etc stops here (GVMI-INIT-FATAL hosts). */
+ * socket buffer sysctls; eth0 (VPN) and eth1 (outbound) get the provider's MTUs when present.
+ * An image without /etc stops here (GVMI-INIT-FATAL hosts). */
 void network_setup(void);
 
 /* 0.5: the kernel's hostname= (the host passes golem, or the deploy's); 0.4 sets none, so the

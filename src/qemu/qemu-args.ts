@@ -42,6 +42,8 @@ export interface QemuSpec {
   runAs?: string;
   /** Under TCG: the host's TSC frequency, so the guest keeps time with the TSC (host-tsc.ts). */
   tscKhz?: number;
+  /** The provider's NICs, VPN first (nicArgs); none by default. */
+  nics?: readonly NicDevice[];
 }
 
 /** TCG's translation cache, MiB: the default (1 GiB with big guests) is wasted on short runs. */
@@ -181,5 +183,54 @@ export function buildQemuArgs(spec: QemuSpec): string[] {
     ...agentChannelArgs(spec.agentSocket),
     ...rngArgs(),
     ...volumeArgs(spec.volumes),
+    ...nicArgs(spec.nics ?? []),
   ];
+}
+
+/**
+ * A provider's NIC (ya-runtime-vm vmrt.rs configure_netdev_endpoint): QEMU's socket netdev sends
+ * each Ethernet frame as one UDP datagram from `localPort` to `remotePort`, both on 127.0.0.1.
+ * The guest names NICs in order: the VPN NIC must come first (eth0), the outbound one second
+ * (eth1).
+ */
+export interface UdpNic {
+  kind: 'udp';
+  /** `vpn` or `inet`, as upstream's netdev ids. */
+  id: 'vpn' | 'inet';
+  mac: string;
+  localPort: number;
+  remotePort: number;
+}
+
+/**
+ * A NIC whose frames go nowhere: a provider's VPN NIC when the requestor made no network (0.5
+ * always attaches one), or 0.4's second NIC, a TCP listener no one connects to. A hub with no
+ * other port drops every frame, and needs no host port.
+ */
+export interface DetachedNic {
+  kind: 'detached';
+  id: 'vpn' | 'inet';
+  mac: string;
+}
+
+export type NicDevice = UdpNic | DetachedNic;
+
+/**
+ * The MAC QEMU gives a provider's NIC at start: 90:13 and a big-endian counter of the runtime
+ * process's NICs from 1 (one VM per runtime process: the VPN NIC is ...:01, outbound ...:02).
+ * The guest replaces it with 90:13:<IPv4 address> when its address is set (NET_CTL).
+ */
+export function providerNicMac(counter: number): string {
+  const b = [(counter >>> 24) & 0xff, (counter >>> 16) & 0xff, (counter >>> 8) & 0xff, counter & 0xff];
+  return ['90', '13', ...b.map((x) => x.toString(16).padStart(2, '0'))].join(':');
+}
+
+/** On -M microvm the virtio transport is MMIO: virtio-net-device where a provider has -pci. */
+export function nicArgs(nics: readonly NicDevice[]): string[] {
+  return nics.flatMap((nic, index) => {
+    const netdev = nic.kind === 'udp'
+      ? `socket,id=${nic.id},udp=127.0.0.1:${nic.remotePort},localaddr=127.0.0.1:${nic.localPort}`
+      : `hubport,id=${nic.id},hubid=${index}`;
+    return ['-netdev', netdev, '-device', `virtio-net-device,netdev=${nic.id},mac=${nic.mac}`];
+  });
 }

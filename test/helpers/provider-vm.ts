@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { dir as tempDir } from 'tmp-promise';
 import { readGvmi } from '../../src/image/gvmi-file.js';
 import { detectAccelerator, type Accelerator } from '../../src/qemu/accelerator.js';
-import { buildQemuArgs } from '../../src/qemu/qemu-args.js';
+import { buildQemuArgs, type NicDevice } from '../../src/qemu/qemu-args.js';
 import { spawnQemu, type QemuExit, type QemuProcess } from '../../src/qemu/qemu-process.js';
 import { resolveQemuUser } from '../../src/qemu/qemu-user.js';
 import { findQemu, findRuntime, qemuSupportsSandbox } from '../../src/qemu/runtime-files.js';
@@ -26,6 +26,8 @@ export interface ProviderVmOptions {
   runtime: RuntimeProfile;
   memoryMiB?: number;
   hostname?: string;
+  /** NICs as a provider attaches them (qemu-args.ts nicArgs); none by default. */
+  nics?: readonly NicDevice[];
 }
 
 export interface ProviderVm {
@@ -69,6 +71,7 @@ export async function startProviderVm(options: ProviderVmOptions): Promise<Provi
     runtime: options.runtime,
     sandbox,
     ...(qemuUser ? { runAs: qemuUser.name } : {}),
+    ...(options.nics ? { nics: options.nics } : {}),
   });
   const qemu = spawnQemu(qemuPath, args, undefined, [], [privateDir.path, ...planned.mounts.map((m) => m.hostPath)]);
   let disposed = false;
