@@ -210,6 +210,44 @@ export function decodeStats(data: Buffer): AgentStats {
   return stats;
 }
 
+/** A ram or storage volume of the deploy, as the guest measured it (runtime/init/deploy_volumes.h). */
+export interface StatsVolume {
+  guestPath: string;
+  kind: 'ram' | 'storage';
+  totalBytes: number;
+  usedBytes: number;
+  /** Mounted read-only now (a storage volume's errors=remount-ro after an error). */
+  readOnly: boolean;
+}
+
+/**
+ * What follows struct proto_stats in STATS's reply: per ram or storage volume of the deploy, u64
+ * kind (1 ram, 2 storage) | u64 total | u64 used | u64 flags (bit 0 read-only) | u64 path length |
+ * path. An older agent sends none; an entry of an unknown kind is skipped.
+ */
+export function decodeStatsVolumes(data: Buffer): StatsVolume[] {
+  const volumes: StatsVolume[] = [];
+  let offset = STATS_FIELDS.length * 8;
+  while (offset + 40 <= data.length) {
+    const kind = Number(data.readBigUInt64LE(offset));
+    const length = Number(data.readBigUInt64LE(offset + 32));
+    if (offset + 40 + length > data.length) {
+      throw new GvmiTestError('agent.protocol', `STATS announced a ${length}-byte volume path past the end of its reply`);
+    }
+    if (kind === 1 || kind === 2) {
+      volumes.push({
+        guestPath: data.subarray(offset + 40, offset + 40 + length).toString('utf8'),
+        kind: kind === 1 ? 'ram' : 'storage',
+        totalBytes: Number(data.readBigUInt64LE(offset + 8)),
+        usedBytes: Number(data.readBigUInt64LE(offset + 16)),
+        readOnly: (data.readBigUInt64LE(offset + 24) & 1n) === 1n,
+      });
+    }
+    offset += 40 + length;
+  }
+  return volumes;
+}
+
 export interface UpperUsageEntry {
   path: string;
   bytes: number;

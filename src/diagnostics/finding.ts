@@ -19,7 +19,10 @@ export type FindingCode =
   | 'exec-failed'
   | 'image-corrupt'
   | 'killed-by-signal'
-  | 'volume-not-in-image';
+  | 'volume-not-in-image'
+  // a requestor's deploy volumes (runtime 0.5)
+  | 'deploy-volume-full'
+  | 'deploy-volume-read-only';
 
 export interface Finding {
   code: FindingCode;

@@ -8,6 +8,7 @@ import type { RuntimeProfile } from '../runtime-profile.js';
 import type { Finding } from './finding.js';
 import { constants } from 'node:os';
 import { formatBytes } from '../format-bytes.js';
+import { deployVolumeFindings, type DeployVolumeState } from './deploy-volume-findings.js';
 
 /** The requestor's buffer per stream (golem's default RFD: PIPE_CYCLIC 4096; ya-runtime-vm lib.rs). */
 export const PROVIDER_OUTPUT_BUFFER = 4096;
@@ -44,15 +45,26 @@ export function overlaySuspect(outcome: ExecOutcome, overlay: OverlayState): boo
   return full || (outcome.exitCode !== 0 && mentionsEnospc(outcome));
 }
 
-export function overlayFullFinding(overlay: OverlayState, largest: readonly UpperUsageEntry[], volumes: readonly string[]): Finding {
+/**
+ * `root`: the deploy volume that holds the overlay's writable layer when the requestor put a ram
+ * or storage volume at `/` (runtime 0.5); then its size, not the runtime's, is the space outside
+ * volumes.
+ */
+export function overlayFullFinding(overlay: OverlayState, largest: readonly UpperUsageEntry[], volumes: readonly string[], root?: { kind: 'ram' | 'storage' }): Finding {
   const target = volumes.find((v) => /output/.test(v)) ?? volumes[0];
+  const where = root
+    ? `/ is an overlay on the ${root.kind} volume the deploy put at / (${formatBytes(overlay.totalBytes)}${root.kind === 'ram' ? ', in the VM\'s memory' : ', an ext2 disk'})`
+    : `/ is a ${formatBytes(overlay.totalBytes)} RAM overlay on a provider`;
+  const bigger = root
+    ? `ask for a bigger ${root.kind} volume at / (--${root.kind}-volume /:SIZE, deployVolumes: { '/': { kind: '${root.kind}', sizeMiB } }), `
+    : '';
   return {
     code: 'overlay-full',
     severity: 'error',
-    message: `out of space: / is a ${formatBytes(overlay.totalBytes)} RAM overlay on a provider; ${formatBytes(overlay.usedBytes, 1)} were written outside volumes`,
+    message: `out of space: ${where}; ${formatBytes(overlay.usedBytes, 1)} were written outside volumes`,
     fix: target
-      ? `write large files to a VOLUME such as ${target} (it is a host directory, not RAM), or include static files in the image instead of creating them at run time`
-      : 'declare a VOLUME (e.g. /golem/output) and write large files there, or include static files in the image instead of creating them at run time',
+      ? `${bigger}write large files to a VOLUME such as ${target} (it is a host directory, not RAM), or include static files in the image instead of creating them at run time`
+      : `${bigger}declare a VOLUME (e.g. /golem/output) and write large files there, or include static files in the image instead of creating them at run time`,
     // Empty files took no space: listing them as "(0 B)" only hides the ones that did.
     paths: largest.filter((e) => e.bytes > 0).map((e) => `${e.path} (${formatBytes(e.bytes)})`),
     details: { overlayTotalBytes: overlay.totalBytes, overlayUsedBytes: overlay.usedBytes, largest },
@@ -147,8 +159,13 @@ export function envDroppedFinding(
 /** What diagnoseResult needs of a VM, local or remote. */
 export interface DiagnosableVm {
   readonly volumes: readonly { guestPath: string }[];
-  readonly info: { readonly runtimeVersion: RuntimeProfile; readonly metadata: { readonly env: readonly string[] } };
-  stats(): Promise<{ overlay: OverlayState }>;
+  readonly info: {
+    readonly runtimeVersion: RuntimeProfile;
+    readonly metadata: { readonly env: readonly string[] };
+    /** The requestor's deploy volumes (runtime 0.5), when any. */
+    readonly deployVolumes?: readonly { guestPath: string; kind: 'host' | 'ram' | 'storage' }[];
+  };
+  stats(): Promise<{ overlay: OverlayState; deployVolumes?: readonly DeployVolumeState[] }>;
   overlayUsage(limit?: number): Promise<UpperUsageEntry[]>;
 }
 
@@ -160,7 +177,10 @@ export async function diagnoseResult(vm: DiagnosableVm, result: ExecOutcome, run
   if (killed) findings.push(killed);
   if (running) {
     const stats = await vm.stats();
-    if (overlaySuspect(result, stats.overlay)) findings.push(overlayFullFinding(stats.overlay, await vm.overlayUsage(5), volumes));
+    const root = vm.info.deployVolumes?.find((v) => v.guestPath === '/' && v.kind !== 'host') as { kind: 'ram' | 'storage' } | undefined;
+    if (overlaySuspect(result, stats.overlay)) findings.push(overlayFullFinding(stats.overlay, await vm.overlayUsage(5), volumes, root));
+    // A ram or storage volume of the deploy that filled (or went read-only): named with its kind.
+    findings.push(...deployVolumeFindings(stats.deployVolumes ?? [], volumes.find((v) => /output/.test(v)) ?? volumes[0]));
   }
   const output = outputSizeFinding(result, volumes);
   if (output) findings.push(output);
