@@ -12,6 +12,7 @@ import { registerServe } from './commands/serve.js';
 import { registerExec } from './commands/exec.js';
 import { registerShell } from './commands/shell.js';
 import { registerStartEntrypoint } from './commands/start-entrypoint.js';
+import { registerCache } from './commands/cache.js';
 import { EXIT, ExitStatus } from './exit-codes.js';
 import { processIo, type CliIo } from './io.js';
 import { reportError } from './report-error.js';
@@ -45,6 +46,7 @@ export function createProgram(io: CliIo, invocation: Invocation = {}): Command {
   registerExec(program, io);
   registerShell(program, io);
   registerStartEntrypoint(program, io);
+  registerCache(program, io);
   for (const command of program.commands) command.exitOverride();
   return program;
 }

@@ -22,8 +22,8 @@ interface BuildFlags {
 export function registerBuild(program: Command, io: CliIo): void {
   program
     .command('build')
-    .description('build a .gvmi from a root filesystem directory, a `docker save` tarball or an OCI layout (no Docker engine needed)')
-    .argument('<source>', 'directory, docker-save .tar, or OCI layout (directory or .tar)')
+    .description('build a .gvmi from a root filesystem directory, a `docker save` tarball, an OCI layout (no Docker engine needed), or an image of the local Docker or Podman engine')
+    .argument('<source>', 'directory, docker-save .tar, OCI layout (directory or .tar), or IMAGE[:TAG] (docker:IMAGE / podman:IMAGE to choose the engine)')
     .requiredOption('-o, --output <file>', 'the .gvmi to write')
     .option('-f, --force', 'replace the output if it exists')
     .option('--compression <method>', `squashfs compression: ${BUILD_COMPRESSIONS.join(', ')}`, 'lzo')
@@ -43,9 +43,8 @@ export function registerBuild(program: Command, io: CliIo): void {
       const labels = Object.fromEntries(flags.label.map((l) => parseKeyValue(l, '--label')));
       let lastStage = '';
       const started = Date.now();
-      const { buildImage } = await import('../../image/build-image.js');
-      const result = await buildImage({
-        source,
+      const { buildImageFrom } = await import('../../image/engine-image.js');
+      const result = await buildImageFrom(source, {
         output: flags.output,
         force: flags.force ?? false,
         compression: flags.compression as BuildCompression,
@@ -72,6 +71,7 @@ export function registerBuild(program: Command, io: CliIo): void {
         writeLine(io.stdout, JSON.stringify({
           output: image.path,
           source: result.sourceKind,
+          ...(result.engineImage ? { engineImage: result.engineImage } : {}),
           fileSize: image.fileSize,
           squashfsSize: image.squashfsSize,
           compression: image.squashfs.compression,
@@ -82,6 +82,6 @@ export function registerBuild(program: Command, io: CliIo): void {
       }
       // Warnings quote the archive's own config (its architecture): escaped onto one line.
       for (const w of result.warnings) writeLine(io.stderr, `warning: ${printable(w)}`);
-      writeLine(io.stdout, `built ${image.path} (${formatBytes(image.fileSize)}, ${image.squashfs.compression}, from ${result.sourceKind}) in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      writeLine(io.stdout, `built ${image.path} (${formatBytes(image.fileSize)}, ${image.squashfs.compression}, from ${result.engineImage ? `${result.engineImage.engine} image ${printable(result.engineImage.name)}` : result.sourceKind}) in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     });
 }

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { formatBytes, writeLine, type CliIo } from '../io.js';
 import { formatFinding } from '../../diagnostics/finding.js';
 import { printable } from '../../terminal-safe.js';
+import { imagePathFor, withEngineImage } from '../image-argument.js';
 
 const MAX_LISTED = 20;
 
@@ -9,15 +10,16 @@ export function registerInspect(program: Command, io: CliIo): void {
   program
     .command('inspect')
     .description('show a .gvmi\'s metadata, sizes and what will surprise you on a provider')
-    .argument('<image>', 'the .gvmi file')
+    .argument('<image>', 'the .gvmi file, or IMAGE[:TAG] of the local Docker or Podman engine (converted once, cached)')
     .option('--json', 'print everything as one JSON object')
     .option('--verify', 'also read every block of the squashfs (a damaged image fails with image.corrupt)')
-    .action(async (path: string, flags: { json?: boolean; verify?: boolean }) => {
+    .action(async (argument: string, flags: { json?: boolean; verify?: boolean }) => {
       const { inspectImage } = await import('../../image/inspect-image.js');
-      const result = await inspectImage(path, { verify: flags.verify ?? false });
+      const resolved = await imagePathFor(argument, io);
+      const result = await inspectImage(resolved.path, { verify: flags.verify ?? false });
       const { image } = result;
       if (flags.json) {
-        writeLine(io.stdout, JSON.stringify({
+        writeLine(io.stdout, JSON.stringify(withEngineImage({
           path: image.path,
           fileSize: image.fileSize,
           squashfs: { size: image.squashfsSize, ...image.squashfs },
@@ -27,7 +29,7 @@ export function registerInspect(program: Command, io: CliIo): void {
           shadowed: result.shadowed.map((e) => e.path),
           findings: result.findings,
           ...(result.verified ? { verified: result.verified } : {}),
-        }, null, 2));
+        }, resolved), null, 2));
         return;
       }
       // Every field below is chosen by whoever built the image: escaped, so that none can clear

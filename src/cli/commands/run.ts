@@ -20,6 +20,7 @@ import { parseRuntimeChoice, singleRuntime } from '../runtime-option.js';
 import { RUNTIME_VERSION_ENV } from '../../vm/runtime-env.js';
 import { LinePrefixer } from '../line-prefixer.js';
 import { startStoppable } from '../termination.js';
+import { imagePathFor, withEngineImage } from '../image-argument.js';
 
 export interface VmFlags {
   volume: string[];
@@ -168,7 +169,7 @@ export function registerRun(program: Command, io: CliIo): void {
   const run = addVmOptions(program
     .command('run')
     .description('run a command in the image as a requestor would, and exit with its status')
-    .argument('<image>', 'the .gvmi file')
+    .argument('<image>', 'the .gvmi file, or IMAGE[:TAG] of the local Docker or Podman engine (converted once, cached)')
     .argument('[command...]', 'the command (`--` before it is optional: every word from its first on is the command\'s), or a host script to upload and run')
     .option('--input <HOSTPATH[:GUESTPATH]>', 'copy a host file into a volume first (default: the first volume; GUESTPATH ending in / is a directory to put it in) (repeatable)', collect, [])
     .option('--script <HOSTPATH>', 'upload this host file into the first volume and run it (the command words are its arguments); without it only a relative path to a host file is uploaded, and an absolute path is the image\'s')
@@ -186,8 +187,9 @@ export function registerRun(program: Command, io: CliIo): void {
     if (command.length === 0 && !flags.script) {
       throw new GvmiTestError('usage', 'run: no command given', { hint: 'gvmi-test run IMAGE -- /bin/ls -l /   (or --script ./job.sh)' });
     }
+    const resolved = await imagePathFor(image, io, flags);
     const plan: RunPlan = {
-      image, command, flags, io,
+      image: resolved.path, command, flags, io,
       timeoutMs: flags.timeout ? parsePositiveInt(flags.timeout, '--timeout') * 1000 : undefined,
       script: flags.script !== undefined ? await forcedScript(flags.script) : command[0] ? await hostScript(command[0]) : undefined,
       // As `docker run -i`: a pipe or a file is the command's stdin; a terminal is not read.
@@ -199,7 +201,7 @@ export function registerRun(program: Command, io: CliIo): void {
       return;
     }
     const outcome = await runUnder(plan, choice.profile);
-    if (flags.json) writeLine(io.stdout, JSON.stringify(outcome.record));
+    if (flags.json) writeLine(io.stdout, JSON.stringify(withEngineImage(outcome.record, resolved)));
     if (outcome.failure) {
       if (!flags.json) throw outcome.failure;
       // The record above has what the command printed before it was killed; the error line

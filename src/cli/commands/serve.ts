@@ -3,6 +3,7 @@ import { writeLine, type CliIo } from '../io.js';
 import { addVmOptions, runtimeFromFlags, startVmFromFlags, type VmFlags } from './run.js';
 import { parsePositiveInt } from '../options.js';
 import { writeUrlFile } from '../served-url.js';
+import { imagePathFor } from '../image-argument.js';
 import { divertSignals, onTermination, TERMINATION_SIGNALS } from '../termination.js';
 
 interface ServeFlags extends VmFlags {
@@ -19,7 +20,7 @@ export function registerServe(program: Command, io: CliIo): void {
   addVmOptions(program
     .command('serve')
     .description('boot the image and serve the VM over WebSocket until Ctrl-C or a stop request (docs/ws-protocol.md)')
-    .argument('<image>', 'the .gvmi file')
+    .argument('<image>', 'the .gvmi file, or IMAGE[:TAG] of the local Docker or Podman engine')
     .option('--host <address>', 'address to bind (loopback unless you say otherwise)', '127.0.0.1')
     .option('--port <n>', 'port (0: any free port)', '0')
     .option('--url-file <path>', 'write the URL (with its token) to this new file, mode 0600, removed when serving stops; it is then not printed (`exec --connect-file` reads it)')
@@ -32,7 +33,7 @@ export function registerServe(program: Command, io: CliIo): void {
       if (!LOOPBACK.has(flags.host)) {
         writeLine(io.stderr, `gvmi-test: WARNING: serving on ${flags.host}, not loopback: anyone who can reach this address and has the token can run commands in the VM`);
       }
-      const vm = await startVmFromFlags(image, flags, runtimeVersion);
+      const vm = await startVmFromFlags((await imagePathFor(image, io)).path, flags, runtimeVersion);
       let server;
       let removeUrlFile = async (): Promise<void> => {};
       try {

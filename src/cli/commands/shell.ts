@@ -8,6 +8,7 @@ import { printable } from '../../terminal-safe.js';
 import { onTermination } from '../termination.js';
 import { reportError } from '../report-error.js';
 import { addVmOptions, runtimeFromFlags, startVmFromFlags, type VmFlags } from './run.js';
+import { imagePathFor } from '../image-argument.js';
 
 type TtyStream = NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?: (raw: boolean) => unknown };
 type TtyOut = NodeJS.WritableStream & { rows?: number; columns?: number };
@@ -65,11 +66,11 @@ export function registerShell(program: Command, io: CliIo): void {
   addVmOptions(program
     .command('shell')
     .description('an interactive session in the image: each line runs as /bin/sh -c <line> (Ctrl-C interrupts it, Ctrl-D quits)')
-    .argument('<image>', 'the .gvmi file')
+    .argument('<image>', 'the .gvmi file, or IMAGE[:TAG] of the local Docker or Podman engine')
     .option('--tty', 'a real terminal in the guest (a pty): vi, top, job control work'))
     .action(async (image: string, flags: ShellFlags) => {
       if (flags.tty) requireTerminal(io);
-      await using vm = await startVmFromFlags(image, flags, runtimeFromFlags(flags, 'shell'));
+      await using vm = await startVmFromFlags((await imagePathFor(image, io)).path, flags, runtimeFromFlags(flags, 'shell'));
       if (flags.tty) {
         await terminalSession(vm, io);
         return;

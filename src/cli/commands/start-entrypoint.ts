@@ -12,6 +12,7 @@ import { signalNumber } from '../../vm/guest-process.js';
 import { ExitStatus } from '../exit-codes.js';
 import { writeLine, type CliIo } from '../io.js';
 import { addVmOptions, runtimeFromFlags, startVmFromFlags, type VmFlags } from './run.js';
+import { imagePathFor } from '../image-argument.js';
 
 interface StartEntrypointFlags extends VmFlags {
   quiet?: boolean;
@@ -21,10 +22,10 @@ export function registerStartEntrypoint(program: Command, io: CliIo): void {
   addVmOptions(program
     .command('start-entrypoint')
     .description("run the image's ENTRYPOINT + CMD as a requestor's start-entrypoint does, and exit with its status")
-    .argument('<image>', 'the .gvmi file')
+    .argument('<image>', 'the .gvmi file, or IMAGE[:TAG] of the local Docker or Podman engine')
     .option('-q, --quiet', "print only the entrypoint's own output (no gvmi-test notes)"))
     .action(async (image: string, flags: StartEntrypointFlags) => {
-      await using vm = await startVmFromFlags(image, flags, runtimeFromFlags(flags, 'start-entrypoint'));
+      await using vm = await startVmFromFlags((await imagePathFor(image, io, flags)).path, flags, runtimeFromFlags(flags, 'start-entrypoint'));
       // --volume at a path the image does not declare: no provider mounts it.
       const extraVolumes = extraVolumeFinding(vm.volumes.map((v) => v.guestPath), vm.info.metadata.volumes);
       if (extraVolumes && !flags.quiet) writeLine(io.stderr, `gvmi-test: ${formatFinding(extraVolumes)}`);
