@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the guest runtime: kernel (runtime/kernel/build.sh), the static init, and an uncompressed
 # initramfs holding just the init (decompression is slow under emulation). Artefacts live in the
-# cache, keyed by content hash; runtime/.build/runtime.json (not committed) tells the host where.
+# cache, keyed by content hash; runtime/.build/runtime.json (not committed, never shipped: its
+# paths are this machine's) tells a checkout's host code where. `npm pack` ships copies of them
+# (scripts/stage-runtime.ts).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${GVMI_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gvmi-test}
@@ -10,9 +12,14 @@ kernel=$("$here/kernel/build.sh")
 
 cc=musl-gcc
 command -v musl-gcc >/dev/null || cc=gcc
-cflags=(-static -Os -std=gnu11 -Wall -Wextra -Werror -I"$here/include")
-sources=("$here"/init/*.c)
-init_hash=$( { echo "$cc ${cflags[*]}"; cat "$here"/include/*.h "$here"/init/*.h "${sources[@]}" "$here/build.sh"; } | sha256sum | cut -c1-16)
+# Compiled from $here with relative paths, and hashed by relative names and contents (plus the
+# compiler's identity): the hashes, which snapshot keys include, are the same wherever the
+# checkout or package lives.
+cd "$here"
+cflags=(-static -Os -std=gnu11 -Wall -Wextra -Werror -Iinclude)
+sources=(init/*.c)
+compiler="$cc ${cflags[*]} $("$cc" --version 2>/dev/null | head -n1)"
+init_hash=$( { echo "$compiler"; sha256sum include/*.h init/*.h "${sources[@]}" build.sh; } | sha256sum | cut -c1-16)
 # The guest formats a requestor's storage volumes as ext2 at boot with busybox's mke2fs (upstream
 # ships a single-applet busybox mkfs.ext2 in its initramfs): Debian's busybox-static, in the
 # initramfs as /mke2fs, its bytes part of the init's hash.
@@ -37,12 +44,12 @@ fi
 # On x86-64 hosts, a host tool: the TSC frequency a TCG guest is told (runtime/host/tsc_khz.c).
 tsc_tool=""
 if [ "$(uname -m)" = x86_64 ]; then
-  tool_hash=$( { echo "$cc ${cflags[*]}"; cat "$here/host/tsc_khz.c"; } | sha256sum | cut -c1-16)
+  tool_hash=$( { echo "$compiler"; sha256sum host/tsc_khz.c; } | sha256sum | cut -c1-16)
   tsc_tool="$cache/runtime/host-$tool_hash/tsc-khz"
   if [ ! -x "$tsc_tool" ]; then
     echo "runtime: building the host's tsc-khz ($cc, $tool_hash)" >&2
     mkdir -p "$(dirname "$tsc_tool")"
-    "$cc" "${cflags[@]}" -o "$tsc_tool.tmp" "$here/host/tsc_khz.c"
+    "$cc" "${cflags[@]}" -o "$tsc_tool.tmp" host/tsc_khz.c
     strip "$tsc_tool.tmp"
     mv "$tsc_tool.tmp" "$tsc_tool"
   fi
