@@ -9,7 +9,7 @@ CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/gvmi-test
 export GVMI_TEST_CACHE := $(CACHE)
 CC_TEST ?= gcc
 
-.PHONY: all deps node build runtime test test-c test-ts test-examples fuzz test-heavy demo bench clean
+.PHONY: all deps node build runtime pack test test-c test-ts test-examples fuzz test-heavy demo bench clean
 
 all: build runtime
 
@@ -29,6 +29,11 @@ build: node
 
 runtime: deps
 	@bash runtime/build.sh
+
+# The npm package, guest runtime included (package.json prepack: a clean build, then
+# scripts/stage-runtime.ts puts the kernel, initramfs and tsc-khz under dist/runtime).
+pack: deps node
+	npm pack --no-audit --no-fund
 
 test-c: deps
 	@mkdir -p .tmp

@@ -6,7 +6,8 @@ import { execa } from 'execa';
 import { GvmiTestError } from '../errors.js';
 import { chooseAccelerator, parseAcceleratorChoice, readHostFacts } from '../qemu/accelerator.js';
 import { resolveQemuUser } from '../qemu/qemu-user.js';
-import { findQemu, findRuntime, qemuSupportsSandbox, runtimeManifestPath } from '../qemu/runtime-files.js';
+import { findQemu, findRuntime, qemuSupportsSandbox } from '../qemu/runtime-files.js';
+import { installToolsCommand, isCheckout, restoreRuntimeCommand } from '../qemu/package-layout.js';
 import { assertSnapshotDirTrusted, listSnapshots, snapshotBudgetBytes, snapshotDir } from '../snapshot/snapshot-store.js';
 import { snapshotsWanted } from '../snapshot/snapshot-settings.js';
 
@@ -24,8 +25,6 @@ export interface DoctorReport {
   canRun: boolean;
 }
 
-const INSTALL = 'make deps   (or: sudo apt-get install -y qemu-system-x86 squashfs-tools)';
-
 async function firstLine(cmd: string, args: string[]): Promise<string | undefined> {
   const r = await execa(cmd, args, { reject: false, timeout: 5000 });
   if (r.failed && r.exitCode === undefined) return undefined;
@@ -41,7 +40,7 @@ export async function runDoctor(): Promise<DoctorReport> {
     const version = await firstLine(qemu, ['--version']);
     checks.push({ name: 'QEMU', ok: true, required: true, detail: `${qemu}: ${version ?? 'version unknown'}` });
   } catch (e) {
-    checks.push({ name: 'QEMU', ok: false, required: true, detail: (e as Error).message, fix: INSTALL });
+    checks.push({ name: 'QEMU', ok: false, required: true, detail: (e as Error).message, fix: installToolsCommand() });
   }
 
   try {
@@ -58,16 +57,18 @@ export async function runDoctor(): Promise<DoctorReport> {
 
   try {
     const runtime = await findRuntime();
-    checks.push({ name: 'guest runtime', ok: true, required: true, detail: `kernel ${runtime.kernelHash} (${runtime.kernel}), init ${runtime.initHash} (${runtime.initramfs})` });
+    const from = { override: 'your override', checkout: "this checkout's build", package: 'shipped in the package' }[runtime.source ?? 'checkout'];
+    checks.push({ name: 'guest runtime', ok: true, required: true, detail: `kernel ${runtime.kernelHash} (${runtime.kernel}), init ${runtime.initHash} (${runtime.initramfs}), ${from}` });
   } catch (e) {
-    checks.push({ name: 'guest runtime', ok: false, required: true, detail: `${(e as Error).message} [${runtimeManifestPath()}]`, fix: 'make runtime   (in the gvmi-test checkout)' });
+    const hint = e instanceof GvmiTestError ? e.hint : undefined;
+    checks.push({ name: 'guest runtime', ok: false, required: true, detail: (e as Error).message, fix: hint ?? restoreRuntimeCommand() });
   }
 
   const mksquashfs = await firstLine('mksquashfs', ['-version']);
   const unsquashfs = await firstLine('unsquashfs', ['-version']);
   checks.push(mksquashfs && unsquashfs
     ? { name: 'squashfs-tools', ok: true, required: false, detail: mksquashfs }
-    : { name: 'squashfs-tools', ok: false, required: false, detail: 'mksquashfs/unsquashfs not found: build and inspect need them', fix: 'sudo apt-get install -y squashfs-tools   (or: make deps)' });
+    : { name: 'squashfs-tools', ok: false, required: false, detail: 'mksquashfs/unsquashfs not found: build and inspect need them', fix: isCheckout() ? 'make deps   (or: sudo apt-get install -y squashfs-tools)' : 'npx gvmi-test setup   (or: sudo apt-get install -y squashfs-tools)' });
 
   if (qemu) {
     const sandbox = await qemuSupportsSandbox(qemu);
