@@ -31,6 +31,9 @@ export const ERROR_CODES = [
   'setup.tool-missing',
   'setup.kvm-unusable',
   'setup.unsafe-snapshot-dir',
+  // `gvmi-test setup`: QEMU or squashfs-tools missing and not installed (the command is in the hint), or the install failed
+  'setup.packages-missing',
+  'setup.install-failed',
   'setup.unsafe-cache-dir',
   'setup.engine-missing',
   'setup.engine-unusable',

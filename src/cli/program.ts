@@ -8,6 +8,7 @@ import { registerBuild } from './commands/build.js';
 import { registerInspect } from './commands/inspect.js';
 import { registerRun } from './commands/run.js';
 import { registerDoctor } from './commands/doctor.js';
+import { registerSetup } from './commands/setup.js';
 import { registerServe } from './commands/serve.js';
 import { registerExec } from './commands/exec.js';
 import { registerShell } from './commands/shell.js';
@@ -42,6 +43,7 @@ export function createProgram(io: CliIo, invocation: Invocation = {}): Command {
   registerInspect(program, io);
   registerRun(program, io);
   registerDoctor(program, io);
+  registerSetup(program, io);
   registerServe(program, io);
   registerExec(program, io);
   registerShell(program, io);
