@@ -12,6 +12,7 @@ packages=(
   musl-tools           # a small static init
   busybox-static       # the tiny test image
   debootstrap          # the Debian test image
+  podman               # a container engine for the Dockerfile -> engine -> .gvmi test (build IMAGE[:TAG])
   tmux                 # drives the interactive shell in tests
 )
 
