@@ -11,7 +11,7 @@ import { RUNTIME_PROFILE_SUMMARY, type RuntimeProfile } from '../runtime-profile
 import { readGvmi } from '../image/gvmi-file.js';
 import { exitCodeFor, ExitStatus } from './exit-codes.js';
 import { writeLine, type CliIo } from './io.js';
-import { runUnder, type RunPlan } from './commands/run.js';
+import { runUnder, type RunPlan } from './run-under.js';
 import { printable } from '../terminal-safe.js';
 
 /**

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { writeLine, type CliIo } from '../io.js';
-import { addVmOptions, runtimeFromFlags, startVmFromFlags, type VmFlags } from './run.js';
+import { addVmOptions, runtimeFromFlags, startVmFromFlags, type VmFlags } from '../vm-options.js';
 import { parsePositiveInt } from '../options.js';
 import { writeUrlFile } from '../served-url.js';
 import { imagePathFor } from '../image-argument.js';

@@ -7,7 +7,7 @@ import { writeLine, type CliIo } from '../io.js';
 import { printable } from '../../terminal-safe.js';
 import { onTermination } from '../termination.js';
 import { reportError } from '../report-error.js';
-import { addVmOptions, runtimeFromFlags, startVmFromFlags, type VmFlags } from './run.js';
+import { addVmOptions, runtimeFromFlags, startVmFromFlags, type VmFlags } from '../vm-options.js';
 import { imagePathFor } from '../image-argument.js';
 
 type TtyStream = NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?: (raw: boolean) => unknown };

@@ -11,7 +11,7 @@ import { extraVolumeFinding } from '../../diagnostics/run-findings.js';
 import { signalNumber } from '../../vm/guest-process.js';
 import { ExitStatus } from '../exit-codes.js';
 import { writeLine, type CliIo } from '../io.js';
-import { addVmOptions, runtimeFromFlags, startVmFromFlags, type VmFlags } from './run.js';
+import { addVmOptions, runtimeFromFlags, startVmFromFlags, type VmFlags } from '../vm-options.js';
 import { imagePathFor } from '../image-argument.js';
 
 interface StartEntrypointFlags extends VmFlags {

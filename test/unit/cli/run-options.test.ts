@@ -5,7 +5,7 @@
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { createProgram } from '../../../src/cli/program.js';
-import { parseInput } from '../../../src/cli/commands/run.js';
+import { parseInput } from '../../../src/cli/run-under.js';
 import { GvmiTestError } from '../../../src/errors.js';
 
 interface Parsed {

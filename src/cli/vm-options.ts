@@ -1,0 +1,81 @@
+/**
+ * The options of every command that boots a VM (run, serve, shell, start-entrypoint), and the
+ * VM they describe.
+ */
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { parseAcceleratorChoice } from '../qemu/accelerator.js';
+import type { StartedVm } from '../vm/started-vm.js';
+import type { RuntimeProfile } from '../runtime-profile.js';
+import { RUNTIME_VERSION_ENV } from '../vm/runtime-env.js';
+import { collect, parseKeyValue, parsePositiveInt } from './options.js';
+import { parseRuntimeChoice, singleRuntime } from './runtime-option.js';
+import { startStoppable } from './termination.js';
+
+export interface VmFlags {
+  volume: string[];
+  env: string[];
+  workdir?: string;
+  memory?: string;
+  cpus?: string;
+  accel?: string;
+  logLevel: string;
+  keep?: boolean;
+  snapshot: boolean;
+  runtimeVersion?: string;
+}
+
+/**
+ * Options shared by every command that boots a VM. `compare`: the command takes
+ * `--runtime-version all` (run only: it runs the command once per runtime).
+ */
+export function addVmOptions(command: Command, { compare = false }: { compare?: boolean } = {}): Command {
+  return command
+    .option(compare ? '--runtime-version <0.4|0.5|all>' : '--runtime-version <0.4|0.5>',
+      `provider runtime to reproduce: 0.4 (default: 128 MiB overlay, image Env applied) or 0.5 (overlay on the root tmpfs, an EMPTY environment, hostname golem)${compare ? '; all (or both): once under each, then compare' : ''} (env ${RUNTIME_VERSION_ENV})`)
+    .option('--volume <GUEST=HOSTDIR>', 'bind a host directory as a volume (repeatable); other VOLUMEs get fresh empty directories', collect, [])
+    .option('--env <KEY=VALUE>', 'add to the image Env for every process (repeatable)', collect, [])
+    .option('--workdir <path>', 'working directory (default: the image WORKDIR)')
+    .option('--memory <MiB>', 'guest memory in MiB (default 512)')
+    .option('--cpus <n>', 'guest CPUs (default 1)')
+    .option('--accel <auto|kvm|tcg>', 'accelerator (default auto; env GVMI_TEST_ACCEL)')
+    .option('--keep', 'keep the temporary volume directories and print where they are')
+    .option('--no-snapshot', 'boot from scratch: neither restore a saved snapshot of the booted image nor save one (env GVMI_TEST_SNAPSHOT=0)')
+    .option('--log-level <level>', 'pino log level on stderr (trace, debug, info, warn, error, silent)', 'silent');
+}
+
+/** The runtime of a command that boots one VM: --runtime-version, else the environment; never `all`. */
+export function runtimeFromFlags(flags: VmFlags, command: string): RuntimeProfile {
+  return singleRuntime(parseRuntimeChoice(flags.runtimeVersion), command);
+}
+
+export async function startVmFromFlags(image: string, flags: VmFlags, runtimeVersion: RuntimeProfile): Promise<StartedVm> {
+  const volumes = Object.fromEntries(flags.volume.map((v) => {
+    const [guest, host] = parseKeyValue(v, '--volume');
+    return [guest, resolve(host)];
+  }));
+  const env = Object.fromEntries(flags.env.map((e) => parseKeyValue(e, '--env')));
+  // Modules load when a command needs them: every cold run pays for what it imports.
+  const { startVm } = await import('../vm/start-vm.js');
+  let logger;
+  if (flags.logLevel !== 'silent') {
+    const { pino } = await import('pino');
+    logger = pino({ level: flags.logLevel }, pino.destination({ dest: 2, sync: true }));
+  }
+  const options = {
+    image,
+    volumes,
+    env,
+    ...(flags.memory ? { memory: parsePositiveInt(flags.memory, '--memory') } : {}),
+    ...(flags.cpus ? { cpus: parsePositiveInt(flags.cpus, '--cpus') } : {}),
+    accel: parseAcceleratorChoice(flags.accel),
+    runtimeVersion,
+    ...(logger ? { logger } : {}),
+    keepVolumes: flags.keep ?? false,
+    // commander sets snapshot=true unless --no-snapshot; only the flag overrides the environment.
+    ...(flags.snapshot === false ? { snapshot: false } : {}),
+  };
+  // A signal or a closed output stops it before the process exits (src/cli/termination.ts).
+  return startStoppable((signal) => startVm({ ...options, signal }));
+}
+
