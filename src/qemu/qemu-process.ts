@@ -26,6 +26,8 @@ export interface QemuProcess {
    */
   finalStderr(timeoutMs?: number): Promise<string>;
   kill(signal?: NodeJS.Signals): void;
+  /** Kills QEMU (SIGKILL) unless it has exited, and waits for its exit. */
+  stop(): Promise<QemuExit>;
 }
 
 const live = new Set<ChildProcess>();
@@ -42,6 +44,8 @@ function installExitHook(): void {
 const MAX_STDERR = 64 * 1024;
 
 /**
+ * @param signal kills QEMU when aborted (startVm does not use it: launchQemu answers an abort by
+ *   releasing what it holds, QEMU included).
  * @param inheritFds passed to QEMU as fds 3, 4, … (e.g. a saved state for `-incoming fd:3`).
  * @param removeOnHostDeath directories to remove if this process dies while QEMU runs.
  */
@@ -88,5 +92,9 @@ export function spawnQemu(binary: string, args: readonly string[], signal?: Abor
       return stderr;
     },
     kill: (sig = 'SIGTERM') => { if (running) child.kill(sig); },
+    stop: () => {
+      if (running) child.kill('SIGKILL');
+      return exited;
+    },
   };
 }

@@ -2,6 +2,7 @@
  * One QEMU process from spawn until its guest agent answers: either a boot (wait for the agent's
  * READY) or a restore from a saved state (send RESUMED; its answer means the guest runs). Failure
  * on the way kills that QEMU and throws an error explained from the console and QEMU's stderr.
+ * What it returns holds QEMU and its channels in one ResourceStack, the only place QEMU is killed.
  */
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
@@ -15,8 +16,8 @@ import { incomingArgs, monitorArgs } from '../qemu/migration.js';
 import { QmpClient } from '../qemu/qmp-client.js';
 import { spawnQemu, type QemuExit, type QemuProcess } from '../qemu/qemu-process.js';
 import { GUEST_CLOCK_BOUND_NS, hostRealtimeClock, syncGuestClock, type GuestClockSync } from './guest-clock.js';
-import { consoleTail, explainInitFailure, findImageErrors, findKernelPanic, parseAgentStop, parseInitFailure, readConsole } from './console-log.js';
-import { imageDamageHint } from '../diagnostics/image-damage.js';
+import { bootError, crashError, withQemuStderr } from './vm-failures.js';
+import { ResourceStack } from './resource-stack.js';
 
 export type LaunchMode =
   | { kind: 'boot'; /** Also open QMP (needed to save a snapshot after the boot). */ monitor: boolean }
@@ -36,8 +37,6 @@ export interface LaunchRequest {
   signal?: AbortSignal;
   /** Directories to remove should this process die while QEMU runs (see orphan-reaper). */
   removeOnHostDeath?: readonly string[];
-  /** Whether the VM was stopped on purpose (a closed channel is then not a crash). */
-  stoppedOnPurpose: () => boolean;
 }
 
 export interface LaunchedQemu {
@@ -45,74 +44,10 @@ export interface LaunchedQemu {
   client: AgentClient;
   /** Set when the request asked for a monitor. */
   qmp?: QmpClient;
-  /** Kills QEMU and closes the channels. */
-  dispose: () => Promise<void>;
-}
-
-/** QEMU's own last lines, for a hint ("QEMU said: …"). */
-function qemuSaid(qemuStderr: string | undefined): string | undefined {
-  const text = qemuStderr?.trim();
-  return text ? `QEMU said: ${text.split('\n').slice(-3).join(' | ')}` : undefined;
-}
-
-/** A kernel panic's advice: what the panic line itself does not say. */
-function explainPanic(panic: string): string {
-  return /out of memory|deadlocked on memory|\boom\b/i.test(panic)
-    ? `the guest ran out of memory (${panic}): give it more (--memory, or memory in startVm)`
-    : `the guest kernel panicked: ${panic}`;
-}
-
-export async function crashError(consoleLog: string, exit: string | number, qemuStderr?: string): Promise<GvmiTestError> {
-  const text = await readConsole(consoleLog);
-  const stop = parseAgentStop(text);
-  if (stop) {
-    // Upstream's init dies on the same request: on a provider the VM is gone, and the requestor
-    // sees only that its activity ended.
-    return new GvmiTestError('vm.stopped-like-provider', `a provider's VM would stop here: ${stop.reason}`, {
-      hint: stop.reason === 'the entrypoint exited'
-        ? 'the entrypoint (start-entrypoint) ended; upstream then kills every process and powers the VM off'
-        : 'the guest agent received a request upstream\'s runtime does not survive; gvmi-test stops the VM as a provider would',
-      details: { consoleTail: await consoleTail(consoleLog, 25), agentStop: stop.line },
-    });
-  }
-  const panic = findKernelPanic(text);
-  const said = qemuSaid(qemuStderr);
-  const damage = findImageErrors(text);
-  return new GvmiTestError('vm.crashed', `the guest crashed: ${panic ?? `QEMU exited (${exit})`}`, {
-    hint: [
-      damage.length > 0 ? imageDamageHint(damage) : undefined,
-      panic ? `${explainPanic(panic)}; the console tail below shows what led to it` : said ? undefined : 'QEMU ended unexpectedly (killed from outside, or out of host memory?)',
-      said,
-    ].filter(Boolean).join('; '),
-    details: { consoleTail: await consoleTail(consoleLog, 25), ...(qemuStderr ? { qemuStderr } : {}) },
-  });
-}
-
-async function bootError(code: 'vm.boot-failed' | 'vm.boot-timeout', message: string, consoleLog: string, qemuStderr: string): Promise<GvmiTestError> {
-  const consoleText = await readConsole(consoleLog);
-  const initFailure = parseInitFailure(consoleText);
-  const panic = findKernelPanic(consoleText);
-  // QEMU's own words go with every boot error, whatever else explains it.
-  const damage = findImageErrors(consoleText);
-  const hint = [
-    damage.length > 0 ? imageDamageHint(damage) : undefined,
-    initFailure ? explainInitFailure(initFailure) : panic ? explainPanic(panic) : undefined,
-    qemuSaid(qemuStderr),
-  ].filter(Boolean).join('; ');
-  return new GvmiTestError(code, message, {
-    ...(hint ? { hint } : {}),
-    details: { consoleTail: await consoleTail(consoleLog, 25), ...(initFailure ? { initFailure } : {}), ...(qemuStderr ? { qemuStderr } : {}) },
-  });
-}
-
-/**
- * Every boot error carries what QEMU wrote on stderr (details.qemuStderr, and "QEMU said: …" in
- * the hint), whichever step it came from.
- */
-function withQemuStderr(error: unknown, qemuStderr: string): unknown {
-  if (!(error instanceof GvmiTestError) || !qemuStderr.trim() || error.details?.['qemuStderr'] !== undefined) return error;
-  const hint = [error.hint, qemuSaid(qemuStderr)].filter(Boolean).join('; ');
-  return new GvmiTestError(error.code, error.message, { hint, details: { ...error.details, qemuStderr }, cause: error.cause ?? error });
+  /** QEMU (killed unless it has exited) and its channels: released by whoever owns the VM. */
+  resources: ResourceStack;
+  /** From now on the agent channel closing means the VM was stopped, not that it crashed. */
+  markStopping(): void;
 }
 
 /** How long a failed boot step waits for QEMU to exit, to report that (and its stderr) instead. */
@@ -181,10 +116,7 @@ const CLOCK_EXTENSION_VERSION = 2;
 
 export async function launchQemu(request: LaunchRequest): Promise<LaunchedQemu> {
   const { mode, logger, consoleLog } = request;
-  const disposers: (() => Promise<void> | void)[] = [];
-  const dispose = async (): Promise<void> => {
-    for (const d of disposers.splice(0).reverse()) await Promise.resolve(d()).catch(() => {});
-  };
+  const resources = new ResourceStack();
   let watchdog: NodeJS.Timeout | undefined;
   let proc: QemuProcess | undefined;
   try {
@@ -192,9 +124,8 @@ export async function launchQemu(request: LaunchRequest): Promise<LaunchedQemu> 
     let monitorServer: Server | undefined;
     const extraArgs: string[] = [];
     if (mode.kind === 'boot' && mode.monitor) {
-      const server = await listen(request.monitorSocket);
+      const server = resources.adopt(await listen(request.monitorSocket), (s) => { s.close(); });
       monitorServer = server;
-      disposers.push(() => { server.close(); });
       monitorConnection = once(server, 'connection') as Promise<[Socket]>;
       extraArgs.push(...monitorArgs(request.monitorSocket));
     }
@@ -206,26 +137,28 @@ export async function launchQemu(request: LaunchRequest): Promise<LaunchedQemu> 
     const args = [...request.args, ...extraArgs];
     logger.debug({ qemu: request.qemuPath, args }, mode.kind === 'restore' ? 'restoring QEMU from a snapshot' : 'starting QEMU');
     try {
-      proc = spawnQemu(request.qemuPath, args, request.signal, stateFd === undefined ? [] : [stateFd], request.removeOnHostDeath);
+      proc = spawnQemu(request.qemuPath, args, undefined, stateFd === undefined ? [] : [stateFd], request.removeOnHostDeath);
     } finally {
       // QEMU has its own copy of the descriptor once spawned.
       if (stateFd !== undefined) closeSync(stateFd);
     }
-    const qemu = proc;
-    disposers.push(async () => {
-      qemu.kill('SIGKILL');
-      await qemu.exited;
+    // The one place a VM's QEMU is killed: when its owner releases it (a failed start, a stop
+    // that did not power the guest off in time, a crash's clean-up).
+    const qemu = resources.adopt(proc, async (q) => {
+      if (q.running) logger.debug('killing QEMU');
+      await q.stop();
     });
 
     const timeout = new Promise<'timeout'>((r) => { watchdog = setTimeout(() => r('timeout'), request.timeoutMs); });
-    const exited = proc.exited.then((r): { exited: QemuExit } => ({ exited: r }));
+    const exited = qemu.exited.then((r): { exited: QemuExit } => ({ exited: r }));
     let onAbort: (() => void) | undefined;
     const aborted = new Promise<'aborted'>((r) => {
       onAbort = () => r('aborted');
-      request.signal?.addEventListener('abort', onAbort, { once: true });
+      if (request.signal?.aborted) onAbort();
+      else request.signal?.addEventListener('abort', onAbort, { once: true });
     });
     // A long-lived signal must not collect one listener per VM start.
-    disposers.push(() => { if (onAbort) request.signal?.removeEventListener('abort', onAbort); });
+    const forgetAbort = (): void => { if (onAbort) request.signal?.removeEventListener('abort', onAbort); };
     const what = mode.kind === 'restore' ? 'the restored guest' : 'the guest agent';
     /** Waits for `step`, or turns QEMU's exit, the deadline or an abort into an explained error. */
     const awaitStep = async <T>(step: Promise<T>, exitMessage: string): Promise<T> => {
@@ -246,49 +179,52 @@ export async function launchQemu(request: LaunchRequest): Promise<LaunchedQemu> 
       return outcome.value;
     };
 
-    // QEMU listens on the agent socket; we connect as the Rust host does (retrying until it exists).
-    const agent = connectAgent(request.agentSocket);
-    disposers.push(agent.stop);
-    const socket = await awaitStep(agent.connected, 'QEMU exited before its agent socket opened');
-    disposers.push(() => { socket.destroy(); });
-    // Nobody else may connect to the agent (the directory is 0700 too): the name goes, QEMU keeps
-    // our connection.
-    await unlink(request.agentSocket).catch(() => {});
-    let qmp: QmpClient | undefined;
-    if (monitorConnection) {
-      const [monitorSocket] = await awaitStep(monitorConnection, 'QEMU exited before its monitor connected');
-      monitorServer?.close();
-      qmp = new QmpClient(monitorSocket);
-      disposers.push(() => qmp?.close());
-      try {
-        await awaitStep(qmp.negotiate(), 'QEMU exited during monitor set-up');
-      } catch (error) {
-        throw error instanceof GvmiTestError && error.code !== 'snapshot.failed' ? error
-          : new GvmiTestError('vm.boot-failed', `QEMU's monitor did not start: ${(error as Error).message}`, { cause: error });
+    try {
+      // QEMU listens on the agent socket; we connect as the Rust host does (retrying until it exists).
+      const agent = connectAgent(request.agentSocket);
+      resources.defer(agent.stop);
+      const socket = resources.adopt(await awaitStep(agent.connected, 'QEMU exited before its agent socket opened'), (s) => { s.destroy(); });
+      // Nobody else may connect to the agent (the directory is 0700 too): the name goes, QEMU keeps
+      // our connection.
+      await unlink(request.agentSocket).catch(() => {});
+      let qmp: QmpClient | undefined;
+      if (monitorConnection) {
+        const [monitorSocket] = await awaitStep(monitorConnection, 'QEMU exited before its monitor connected');
+        monitorServer?.close();
+        qmp = resources.adopt(new QmpClient(monitorSocket), (q) => { q.close(); });
+        try {
+          await awaitStep(qmp.negotiate(), 'QEMU exited during monitor set-up');
+        } catch (error) {
+          throw error instanceof GvmiTestError && error.code !== 'snapshot.failed' ? error
+            : new GvmiTestError('vm.boot-failed', `QEMU's monitor did not start: ${(error as Error).message}`, { cause: error });
+        }
       }
-    }
-    // The channel closes first when the guest dies; QEMU's exit and the console tell why.
-    const explainDisconnect = async (): Promise<GvmiTestError> => {
-      if (request.stoppedOnPurpose()) return new GvmiTestError('vm.stopped', 'the VM has been stopped');
-      const exit = await Promise.race([qemu.exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 2000).unref())]);
-      return crashError(consoleLog, exit ? (exit.exitCode ?? exit.signal ?? 'unknown') : 'still running', exit ? await qemu.finalStderr() : qemu.stderr());
-    };
-    const client = new AgentClient(socket, logger, explainDisconnect);
+      let stopping = false;
+      // The channel closes first when the guest dies; QEMU's exit and the console tell why.
+      const explainDisconnect = async (): Promise<GvmiTestError> => {
+        if (stopping) return new GvmiTestError('vm.stopped', 'the VM has been stopped');
+        const exit = await Promise.race([qemu.exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 2000).unref())]);
+        return crashError(consoleLog, exit ? (exit.exitCode ?? exit.signal ?? 'unknown') : 'still running', exit ? await qemu.finalStderr() : qemu.stderr());
+      };
+      const client = new AgentClient(socket, logger, explainDisconnect);
 
-    if (mode.kind === 'boot') {
-      // The guest sends nothing unprompted (as upstream's): the HELLO is answered once its agent
-      // reads the port, and switches gvmi-test's extensions on.
-      const version = await awaitStep(client.hello(0), 'the guest stopped before its agent answered');
-      logger.debug({ extensionVersion: version }, 'agent ready');
-    } else {
-      // Each restored VM must differ from its siblings: fresh clock and fresh entropy.
-      await awaitStep(refreshGuest(client, request.timeoutMs, logger), 'the restored guest stopped');
-      logger.debug('restored guest answered');
+      if (mode.kind === 'boot') {
+        // The guest sends nothing unprompted (as upstream's): the HELLO is answered once its agent
+        // reads the port, and switches gvmi-test's extensions on.
+        const version = await awaitStep(client.hello(0), 'the guest stopped before its agent answered');
+        logger.debug({ extensionVersion: version }, 'agent ready');
+      } else {
+        // Each restored VM must differ from its siblings: fresh clock and fresh entropy.
+        await awaitStep(refreshGuest(client, request.timeoutMs, logger), 'the restored guest stopped');
+        logger.debug('restored guest answered');
+      }
+      return { proc: qemu, client, ...(qmp ? { qmp } : {}), resources: resources.move(), markStopping: () => { stopping = true; } };
+    } finally {
+      forgetAbort();
     }
-    return { proc, client, ...(qmp ? { qmp } : {}), dispose };
   } catch (error) {
     const stderr = proc ? await proc.finalStderr(proc.running ? 0 : 1000) : '';
-    await dispose();
+    await resources.dispose().catch(() => {});
     throw withQemuStderr(error, stderr);
   } finally {
     clearTimeout(watchdog);

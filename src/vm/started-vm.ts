@@ -2,7 +2,6 @@
  * A booted VM: run commands, move files through volumes, read stats, stop. `await using vm =
  * await startVm(...)` stops it at the end of the scope.
  */
-import type { QemuProcess } from '../qemu/qemu-process.js';
 import type { Logger } from 'pino';
 import type { AgentClient, AgentStats, UpperUsageEntry } from '../agent/agent-client.js';
 import { AgentRequestError } from '../agent/agent-client.js';
@@ -22,6 +21,12 @@ import { errnoName } from '../agent/errno.js';
 import { locateInVolumes } from './transfer.js';
 import { readHead } from './read-head.js';
 import { providerUser } from './provider-user.js';
+import type { LaunchedQemu } from './launch-qemu.js';
+import type { ResourceStack } from './resource-stack.js';
+import type { SnapshotUse } from './snapshot-policy.js';
+import { crashError } from './vm-failures.js';
+
+export type { SnapshotUse } from './snapshot-policy.js';
 
 export interface ExecOptions {
   /** Added to (and overriding) the image's Env. */
@@ -74,26 +79,18 @@ export interface VmInfo {
   runtimeVersion: import('../runtime-profile.js').RuntimeProfile;
 }
 
-/**
- * restored: started from a saved state. saved: booted, and saved its state for later starts
- * (`replaced` when a broken snapshot was dropped first). failed: booted, the save failed. off: not used.
- */
-export type SnapshotUse =
-  | { use: 'restored'; key: string }
-  | { use: 'saved'; key: string; bytes?: number; saveMs?: number; replaced?: string }
-  | { use: 'failed'; key: string; reason: string }
-  | { use: 'off' };
-
 export interface VmInternals {
-  client: AgentClient;
-  qemu: QemuProcess;
+  /** The VM's QEMU and agent channel, from launchQemu. */
+  qemu: LaunchedQemu;
+  /** Everything the start acquired (QEMU included), released when the VM stops or crashes. */
+  resources: ResourceStack;
   logger: Logger;
   volumes: VolumeMount[];
   info: VmInfo;
-  cleanup: (keepVolumes: boolean) => Promise<void>;
-  keepVolumes: boolean;
   /** startVm's `env`: added to the image Env for every process (a provider has no such thing). */
   env?: Record<string, string>;
+  /** startVm's signal: aborted once the VM runs, it stops the VM. */
+  signal?: AbortSignal;
 }
 
 const DEFAULT_MAX_BUFFER = 64 * 1024 * 1024;
@@ -120,6 +117,15 @@ export function commandArgv(command: string | readonly string[]): string[] {
   return [...command];
 }
 
+/** Each VM's channel and QEMU, for tests that speak the protocol badly or kill QEMU from outside. */
+const testAccess = new WeakMap<StartedVm, LaunchedQemu>();
+
+/** @internal Tests only: the VM's agent client (raw requests) and QEMU's pid. Not exported from the package. */
+export function vmInternalsForTests(vm: StartedVm): { client: AgentClient; qemuPid: number | undefined } {
+  const qemu = testAccess.get(vm)!;
+  return { client: qemu.client, qemuPid: qemu.proc.pid };
+}
+
 export class StartedVm implements VmLike {
   private readonly processes = new Map<bigint, GuestProcess>();
   /** The working directory each process was started in (to explain one that could not start). */
@@ -131,10 +137,26 @@ export class StartedVm implements VmLike {
   readonly volumes: readonly VolumeMount[];
   readonly info: VmInfo;
 
+  private readonly client: AgentClient;
+
   constructor(private readonly internals: VmInternals) {
     this.volumes = internals.volumes;
     this.info = internals.info;
-    const { client } = internals;
+    const { client, proc } = internals.qemu;
+    this.client = client;
+    testAccess.set(this, internals.qemu);
+    // QEMU ending without being asked to is a crash: explained from the console and its stderr.
+    void proc.exited.then(async (exit) => {
+      if (this.stopping) return;
+      this.markCrashed(await crashError(this.info.consoleLog, exit.exitCode ?? exit.signal ?? 'unknown', await proc.finalStderr()));
+      await internals.resources.dispose().catch((error: unknown) => internals.logger.warn({ error }, 'cleaning up after a crash failed'));
+    });
+    const { signal } = internals;
+    if (signal) {
+      const onAbort = (): void => void this.stop();
+      signal.addEventListener('abort', onAbort, { once: true });
+      void proc.exited.then(() => signal.removeEventListener('abort', onAbort));
+    }
     client.on('output', (id, fd, data) => this.processes.get(id)?.pushOutput(fd, data));
     client.on('exec-failed', (id, f) => {
       const p = this.processes.get(id);
@@ -152,10 +174,9 @@ export class StartedVm implements VmLike {
     });
   }
 
-  /** @internal QEMU ended without being asked to. */
-  markCrashed(error: GvmiTestError): void {
+  private markCrashed(error: GvmiTestError): void {
     this.crash ??= error;
-    this.internals.client.close(error);
+    this.client.close(error);
   }
 
   get stopped(): boolean {
@@ -183,7 +204,7 @@ export class StartedVm implements VmLike {
   async spawn(command: string | readonly string[], options: SpawnOptions & { bin?: string } = {}): Promise<GuestProcess> {
     this.assertUsable();
     const argv = commandArgv(command);
-    const { client } = this.internals;
+    const { client } = this;
     const stdinData = options.stdin !== undefined && options.stdin !== 'pipe' ? options.stdin : undefined;
     const consoleStart = consoleSize(this.info.consoleLog);
     let id: bigint;
@@ -294,7 +315,7 @@ export class StartedVm implements VmLike {
 
   async stats(): Promise<VmStats> {
     this.assertUsable();
-    const s: AgentStats = await this.internals.client.stats();
+    const s: AgentStats = await this.client.stats();
     return {
       overlay: { totalBytes: s.upperTotalBytes, usedBytes: s.upperUsedBytes, freeBytes: s.upperTotalBytes - s.upperUsedBytes },
       memory: { totalBytes: s.memTotalBytes, availableBytes: s.memAvailableBytes },
@@ -306,7 +327,7 @@ export class StartedVm implements VmLike {
   /** The largest files written outside volumes (the overlay's RAM-backed upper layer). */
   async overlayUsage(limit = 10): Promise<UpperUsageEntry[]> {
     this.assertUsable();
-    return this.internals.client.upperUsage(limit);
+    return this.client.upperUsage(limit);
   }
 
   /**
@@ -356,11 +377,11 @@ export class StartedVm implements VmLike {
 
   /** Stops reading guest output until resumeOutput(): back-pressure reaches the guest processes. */
   pauseOutput(): void {
-    this.internals.client.pause();
+    this.client.pause();
   }
 
   resumeOutput(): void {
-    this.internals.client.resume();
+    this.client.resume();
   }
 
   /** The guest console so far. */
@@ -384,21 +405,20 @@ export class StartedVm implements VmLike {
   }
 
   private async doStop(): Promise<void> {
-    const { client, qemu, logger } = this.internals;
+    const { qemu, logger, resources } = this.internals;
+    const { client, proc } = qemu;
+    qemu.markStopping();
     if (!client.closed && !this.crash) {
       await client.quit(3000).catch((error: unknown) => logger.debug({ error }, 'quit not acknowledged'));
     }
     const exited = await Promise.race([
-      qemu.exited.then(() => true),
+      proc.exited.then(() => true),
       new Promise<false>((resolve) => setTimeout(() => resolve(false), 5000).unref()),
     ]);
-    if (!exited) {
-      logger.warn('guest did not power off in time; killing QEMU');
-      qemu.kill('SIGKILL');
-      await qemu.exited;
-    }
+    // Releasing the resources kills a QEMU that is still there.
+    if (!exited) logger.warn('guest did not power off in time; killing QEMU');
     client.close(new GvmiTestError('vm.stopped', 'the VM has been stopped'));
-    await this.internals.cleanup(this.internals.keepVolumes);
+    await resources.dispose();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -10,6 +10,7 @@ import { dir as tempDir, type DirectoryResult } from 'tmp-promise';
 import { normaliseVolumePath } from '../image/container-config.js';
 import { GvmiTestError } from '../errors.js';
 import { handBack, recordOwnership, type OriginalOwnership } from './volume-handback.js';
+import { ResourceStack } from './resource-stack.js';
 
 export interface VolumeMount {
   guestPath: string;
@@ -66,21 +67,28 @@ export async function planVolumes(
     }
   }
   const guestPaths = [...new Set([...imageVolumes.map((v) => normaliseVolumePath(v)), ...bound.keys()])].sort();
-  const temporaries: DirectoryResult[] = [];
   const mounts: VolumeMount[] = [];
+  const temporaries: DirectoryResult[] = [];
   /** By host path: one directory bound twice is recorded before it is first handed over. */
   const handedOver = new Map<string, { original: OriginalOwnership; temporary: boolean }>();
-  const cleanup = async (options: { keepTemporaries?: boolean } = {}): Promise<void> => {
-    const failures: unknown[] = [];
-    if (owner) {
+  let keepTemporaries = false;
+  const resources = new ResourceStack();
+  // Released last: the temporaries go once every directory was given back.
+  resources.defer(() => keepTemporaries ? undefined : Promise.all(temporaries.map((t) => t.cleanup().catch(() => {}))));
+  if (owner) {
+    resources.defer(async () => {
+      const failures: unknown[] = [];
       // Deepest first: a directory bound inside another gets its guest files, not the outer's owner.
-      const survivors = [...handedOver.values()].filter((h) => !h.temporary || options.keepTemporaries);
+      const survivors = [...handedOver.values()].filter((h) => !h.temporary || keepTemporaries);
       for (const { original } of survivors.sort((a, b) => b.original.path.length - a.original.path.length)) {
         await handBack(original, owner.uid).catch((error: unknown) => failures.push(error));
       }
-    }
-    if (!options.keepTemporaries) await Promise.all(temporaries.map((t) => t.cleanup().catch(() => {})));
-    if (failures.length > 0) throw failures[0];
+      if (failures.length > 0) throw failures[0];
+    });
+  }
+  const cleanup = async (options: { keepTemporaries?: boolean } = {}): Promise<void> => {
+    keepTemporaries = options.keepTemporaries ?? false;
+    await resources.dispose();
   };
   try {
     for (const [k, guestPath] of guestPaths.entries()) {

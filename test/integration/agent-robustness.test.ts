@@ -12,6 +12,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { AgentRequestError } from '../../src/agent/agent-client.js';
 import { startVm, type StartedVm } from '../../src/index.js';
+import { vmInternalsForTests } from '../../src/vm/started-vm.js';
 import { hasCommand } from '../helpers/has-command.js';
 
 let vm: StartedVm;
@@ -24,7 +25,7 @@ afterAll(async () => {
 
 // The raw client is internal; tests reach it to speak the protocol badly on purpose.
 function client(v: StartedVm) {
-  return (v as unknown as { internals: { client: import('../../src/agent/agent-client.js').AgentClient } }).internals.client;
+  return vmInternalsForTests(v).client;
 }
 
 describe('a host speaking the protocol badly: the guest does what upstream\'s init does', () => {

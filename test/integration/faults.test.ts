@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import { startVm, type StartedVm } from '../../src/index.js';
+import { vmInternalsForTests } from '../../src/vm/started-vm.js';
 import { failure } from '../helpers/failure.js';
 import { hasCommand } from '../helpers/has-command.js';
 
@@ -15,7 +16,7 @@ const HEAVY = process.env['GVMI_TEST_HEAVY'] === '1';
 const hasMuslGcc = hasCommand('musl-gcc');
 
 function qemuPid(vm: StartedVm): number {
-  return (vm as unknown as { internals: { qemu: { pid: number } } }).internals.qemu.pid;
+  return vmInternalsForTests(vm).qemuPid!;
 }
 
 

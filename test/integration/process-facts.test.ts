@@ -10,6 +10,7 @@ import { AgentRequestError, type AgentClient } from '../../src/agent/agent-clien
 import type { RequestWriter } from '../../src/agent/codec.js';
 import { MsgType, RedirectKind, SubRun } from '../../src/agent/protocol.js';
 import { startVm, type StartedVm } from '../../src/index.js';
+import { vmInternalsForTests } from '../../src/vm/started-vm.js';
 
 let vm: StartedVm;
 beforeAll(async () => {
@@ -20,7 +21,7 @@ afterAll(async () => {
 });
 
 function client(v: StartedVm): AgentClient {
-  return (v as unknown as { internals: { client: AgentClient } }).internals.client;
+  return vmInternalsForTests(v).client;
 }
 
 /** A RUN_PROCESS built by hand; resolves with the new id or rejects with the agent's errno. */

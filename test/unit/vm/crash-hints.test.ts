@@ -1,9 +1,9 @@
-/** What a VM error's hint says, from the console and QEMU's stderr (launch-qemu.ts crashError). */
+/** What a VM error's hint says, from the console and QEMU's stderr (vm-failures.ts crashError). */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { crashError } from '../../../src/vm/launch-qemu.js';
+import { crashError } from '../../../src/vm/vm-failures.js';
 
 let dir: string;
 beforeAll(async () => {
