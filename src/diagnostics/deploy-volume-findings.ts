@@ -53,7 +53,7 @@ export function deployVolumeFindings(volumes: readonly DeployVolumeState[], host
         code: 'deploy-volume-read-only',
         severity: 'error',
         message: `${describe(v)} is read-only now: its ext2 filesystem hit an error and errors=${v.errors ?? 'remount-ro'} remounted it read-only, so every later write there fails (EROFS)`,
-        fix: 'the guest console (vm.console(), or --log-level debug) has the kernel\'s EXT4-fs error line; a provider\'s VM behaves the same, so find what damaged the filesystem (writing to its block device?), or use errors=continue',
+        fix: 'the guest console (vm.console()) has the kernel\'s EXT2-fs error line; a provider\'s VM behaves the same, so find what damaged the filesystem (writing to its block device?), or use errors=continue',
         paths: [v.guestPath],
         details,
       });

@@ -191,20 +191,19 @@ export async function diagnoseResult(vm: DiagnosableVm, result: ExecOutcome, run
 
 /**
  * Volumes bound at a path the image does not declare as a VOLUME (`--volume /data=DIR`,
- * `startVm({ volumes })`): a provider mounts exactly the image's volumes, so there the path is a
- * plain directory of the image (or nothing), in the RAM overlay, and no file can be sent to it or
- * fetched from it.
+ * `--host-volume`, `startVm({ volumes, deployVolumes })`). Only runtime 0.5 mounts such a
+ * volume, and only when the requestor's Deploy asks for it (a `host` volume; 0.4 has the image's
+ * volumes only, and gvmi-test refuses them there before booting): a requestor who does not ask
+ * finds a plain directory of the image there, in the overlay, that no transfer reaches.
  */
 export function extraVolumeFinding(mounted: readonly string[], imageVolumes: readonly string[]): Finding | undefined {
   const extra = mounted.filter((v) => !imageVolumes.includes(v));
   if (extra.length === 0) return undefined;
   return {
     code: 'volume-not-in-image',
-    severity: 'warning',
-    message: `${extra.length} volume(s) mounted where the image declares no VOLUME: a provider mounts only the image's volumes, so there such a path is an ordinary directory in the RAM overlay, and a requestor can neither send files to it nor fetch them`,
-    fix: imageVolumes.length > 0
-      ? `bind one of the image's volumes instead (--volume ${imageVolumes[0]}=DIR; the image has ${imageVolumes.join(', ')}), or add VOLUME ${extra.join(' ')} to the image`
-      : `add VOLUME ${extra.join(' ')} to the image (gvmi-test build --volume ${extra[0]})`,
+    severity: 'info',
+    message: `${extra.length} volume(s) mounted where the image declares no VOLUME: a provider mounts such a path only under ya-runtime-vm 0.5 and only when the requestor's Deploy asks for a host volume there; otherwise it is an ordinary directory in the overlay that no transfer reaches, and a 0.4 provider never mounts it`,
+    fix: `ask for it at deploy (volumes: { '${extra[0]}': host }), ${imageVolumes.length > 0 ? `bind one of the image's volumes instead (--volume ${imageVolumes[0]}=DIR; the image has ${imageVolumes.join(', ')}), ` : ''}or add VOLUME ${extra.join(' ')} to the image (gvmi-test build --volume ${extra[0]}) so that every provider mounts it`,
     paths: extra,
   };
 }

@@ -20,12 +20,14 @@ describe('overlay-full', () => {
 });
 
 describe('volume-not-in-image', () => {
-  it('names the volumes the image does not declare, and the fix', () => {
+  it('names the volumes the image does not declare: a 0.5 requestor must ask for them at deploy; the fix', () => {
     const f = extraVolumeFinding(['/data', '/golem/input', '/golem/output'], ['/golem/input', '/golem/output']);
-    expect(f).toMatchObject({ code: 'volume-not-in-image', severity: 'warning', paths: ['/data'] });
+    expect(f).toMatchObject({ code: 'volume-not-in-image', severity: 'info', paths: ['/data'] });
+    expect(f!.message).toMatch(/only under ya-runtime-vm 0\.5 and only when the requestor's Deploy asks for a host volume there/);
+    expect(f!.fix).toContain("ask for it at deploy (volumes: { '/data': host })");
     expect(f!.fix).toContain('--volume /golem/input=DIR');
     expect(f!.fix).toContain('VOLUME /data');
     expect(extraVolumeFinding(['/golem/input'], ['/golem/input', '/golem/output'])).toBeUndefined();
-    expect(extraVolumeFinding(['/data'], [])!.fix).toBe('add VOLUME /data to the image (gvmi-test build --volume /data)');
+    expect(extraVolumeFinding(['/data'], [])!.fix).toBe("ask for it at deploy (volumes: { '/data': host }), or add VOLUME /data to the image (gvmi-test build --volume /data) so that every provider mounts it");
   });
 });
