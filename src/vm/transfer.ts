@@ -21,7 +21,7 @@ import { basename, dirname, posix, relative as relativePath, resolve } from 'nod
 import { GvmiTestError } from '../errors.js';
 import { volumeOf } from '../image/static-findings.js';
 import { splitPath } from '../image/scoped-path.js';
-import { PinnedDir, PinnedEntry, UnsafeEntryError } from './pinned-dir.js';
+import { PinnedDir, PinnedEntry, UnsafeEntryError } from '../pinned-dir.js';
 import type { VolumeMount } from './volumes.js';
 
 export interface Located {
