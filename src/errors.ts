@@ -63,6 +63,9 @@ export const ERROR_CODES = [
   // a requestor's deploy options (volume kinds): not offered by the runtime profile, or refused
   'deploy.unsupported-by-runtime',
   'deploy.bad-volume',
+  // a requestor network (VPN) or outbound manifest that cannot be set up as asked
+  'deploy.bad-network',
+  'deploy.bad-manifest',
   // the caller's mistake: a bad command line, option or request
   'usage',
   // a bug in gvmi-test (the CLI reports any other exception with this code)

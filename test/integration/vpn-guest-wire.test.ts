@@ -9,9 +9,9 @@
  */
 import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { providerNicMac } from '../../src/qemu/qemu-args.js';
-import { FrameSwitch } from '../../src/network/frame-switch.js';
-import { freeUdpPort } from '../../src/network/free-udp-port.js';
+import { connect } from 'node:net';
+import { once } from 'node:events';
+import { VpnNetwork, type VpnNode } from '../../src/network/vpn-network.js';
 import { GolemHost, type RemoteResult, type RunProcessArgs } from '../helpers/golem-host.js';
 import { startProviderVm, type ProviderVm } from '../helpers/provider-vm.js';
 import { TINY_IMAGE_SETTINGS } from '../helpers/busybox-rootfs.js';
@@ -22,6 +22,7 @@ const MINUS_ONE = 4294967295;
 const REQUESTOR_FDS = [undefined, { kind: 'pipeCyclic', size: 4096n }, { kind: 'pipeCyclic', size: 4096n }] as const satisfies RunProcessArgs['fds'];
 
 interface Node {
+  place: VpnNode;
   vm: ProviderVm;
   host: GolemHost;
   ip: string;
@@ -46,19 +47,15 @@ async function sh(node: Node, script: string): Promise<{ status: number; stdout:
 }
 
 describe('a requestor VPN joined as upstream\'s host joins it (runtime 0.5)', () => {
-  let fabric: FrameSwitch;
+  let network: VpnNetwork;
   const nodes: Node[] = [];
 
   beforeAll(async () => {
-    fabric = await FrameSwitch.start();
-    for (const ip of ['192.168.7.2', '192.168.7.3']) {
-      const localPort = await freeUdpPort();
-      fabric.attach(localPort);
-      const vm = await startProviderVm({
-        image: inject('tinyImage'), runtime: '0.5',
-        nics: [{ kind: 'udp', id: 'vpn', mac: providerNicMac(1), localPort, remotePort: fabric.port }],
-      });
-      nodes.push({ vm, ip, host: undefined as unknown as GolemHost });
+    network = await VpnNetwork.start({ ip: '192.168.7.0/24' });
+    for (const name of ['node-0', 'node-1']) {
+      const place = await network.addNode({ name });
+      const vm = await startProviderVm({ image: inject('tinyImage'), runtime: '0.5', nics: [place.nic] });
+      nodes.push({ place, vm, ip: place.ip, host: undefined as unknown as GolemHost });
     }
     for (const node of nodes) {
       node.host = await GolemHost.connect(node.vm.agentSocket, { timeoutSec: 60, replyTimeoutMs: WAIT_MS });
@@ -70,7 +67,7 @@ describe('a requestor VPN joined as upstream\'s host joins it (runtime 0.5)', ()
       await node.host?.close().catch(() => {});
       await node.vm.dispose();
     }
-    await fabric?.close();
+    await network?.close();
   });
 
   it('before the join: eth0 is there, down and unaddressed, with the MAC QEMU gave it and MTU 1220', async () => {
@@ -82,11 +79,14 @@ describe('a requestor VPN joined as upstream\'s host joins it (runtime 0.5)', ()
   });
 
   it('the join: NET_HOST, then NET_CTL address, then NET_CTL route, each OK; the guest shows the provider\'s addressing', async () => {
-    const hosts = nodes.map((n, i) => [`node-${i}`, n.ip] as const);
+    expect(nodes.map((n) => n.ip)).toEqual(['192.168.7.2', '192.168.7.3']);
+    const everyone = nodes.map((n) => [n.place.name!, n.ip] as const);
     for (const node of nodes) {
-      expect(await node.host.addHosts(hosts)).toEqual({ ok: true, value: undefined });
-      expect(await node.host.addAddress(node.ip, '255.255.255.0', VPN)).toEqual({ ok: true, value: undefined });
-      expect(await node.host.createNetwork('192.168.7.0', '255.255.255.0', '192.168.7.1', VPN)).toEqual({ ok: true, value: undefined });
+      const { join } = node.place;
+      expect([join.mask, join.gateway, join.routeAddress, join.iface]).toEqual(['255.255.255.0', '192.168.7.1', '192.168.7.0', VPN]);
+      expect(await node.host.addHosts(everyone)).toEqual({ ok: true, value: undefined });
+      expect(await node.host.addAddress(join.address, join.mask, join.iface)).toEqual({ ok: true, value: undefined });
+      expect(await node.host.createNetwork(join.routeAddress, join.routeMask, join.gateway, join.iface)).toEqual({ ok: true, value: undefined });
     }
     const a = await sh(nodes[0]!, 'cat /sys/class/net/eth0/address /sys/class/net/eth0/mtu /sys/class/net/eth0/flags; ip -4 addr show eth0 | grep inet; cat /proc/net/route; tail -n 2 /etc/hosts');
     const lines = a.stdout.split('\n');
@@ -118,6 +118,34 @@ describe('a requestor VPN joined as upstream\'s host joins it (runtime 0.5)', ()
     expect(sent.status).toBe(0);
     await nodes[1]!.host.waitDied(server, WAIT_MS);
     expect((await sh(nodes[1]!, 'cat /tmp/got')).stdout).toBe('over-the-vpn\n');
+  });
+
+  it('a host port reaches a service in a VM, the connection coming from the requestor\'s address (createTcpProxy)', async () => {
+    const forward = await network.forward({ ip: nodes[1]!.ip, port: 8080 });
+    const server = valueOf(await nodes[1]!.host.runProcess({
+      bin: '/bin/sh', argv: ['/bin/sh', '-c', 'echo served-from-the-vm | nc -l -p 8080 > /tmp/from-host'], env: TINY_IMAGE_SETTINGS.env,
+      uid: 0, gid: 0, fds: REQUESTOR_FDS, cwd: '/',
+    }), 'nc -l 8080');
+    const ready = await sh(nodes[1]!, 'until cat /proc/net/tcp /proc/net/tcp6 | grep -qE ":1F90 0+:0000 0A"; do sleep 0.1; done; echo listening');
+    expect(ready.stdout).toBe('listening\n');
+    const socket = connect(forward.hostPort, '127.0.0.1');
+    const closed = once(socket, 'close');
+    await once(socket, 'connect');
+    let received = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (d: string) => { received += d; });
+    socket.write('sent-from-the-host\n');
+    // The VM's greeting has come through: the connection is established end to end.
+    while (!received.includes('\n')) await once(socket, 'data');
+    // The VM's end of the connection (open, or closing as nc finished) (local port 8080 = 1F90) has the
+    // requestor's 192.168.7.1 as peer (C0A80701, little-endian 0107A8C0; IPv4-mapped on a v6 socket).
+    const peers = await sh(nodes[1]!, 'cat /proc/net/tcp /proc/net/tcp6 | grep -E ":1F90 [0-9A-F]+:[0-9A-F]{4} " | grep -v " 0A "');
+    expect(peers.stdout, 'the VM\'s side of the connection').toMatch(/:1F90 [0-9A-F]*0107A8C0:[0-9A-F]{4} /);
+    socket.end();
+    await closed;
+    await nodes[1]!.host.waitDied(server, WAIT_MS);
+    expect(received).toBe('served-from-the-vm\n');
+    expect((await sh(nodes[1]!, 'cat /tmp/from-host')).stdout).toBe('sent-from-the-host\n');
   });
 
   it('NET_CTL for the outbound NIC on a VM without one: the ioctl\'s -1, as upstream', async () => {
