@@ -18,7 +18,7 @@ export interface SetupEffects {
   /** Asks a yes/no question on the terminal. */
   ask: (question: string) => Promise<boolean>;
   /** Runs one argv, its output shown to the user (never on stdout: --json keeps it clean). */
-  runCommand: (argv: string[]) => Promise<number>;
+  runCommand: (argv: string[], env: Record<string, string>) => Promise<number>;
   /** Whether a binary is on PATH now (after an install). */
   hasNow: (binary: string) => boolean;
   findRuntime: () => Promise<RuntimeFiles>;
@@ -66,7 +66,7 @@ export async function runSetup(effects: SetupEffects): Promise<SetupReport> {
     }
     for (const argv of plan.run) {
       effects.say(`gvmi-test: running ${argv.join(' ')}`);
-      const status = await effects.runCommand(argv);
+      const status = await effects.runCommand(argv, plan.env);
       if (status !== 0) {
         throw new GvmiTestError('setup.install-failed', `${argv.join(' ')} failed (exit status ${status})`, {
           hint: `its output is above; fix what it says, or run it yourself: ${plan.command}`, details: { ...details, failed: argv, status },
@@ -75,8 +75,9 @@ export async function runSetup(effects: SetupEffects): Promise<SetupReport> {
     }
     const still = missingNeeds(effects.hasNow);
     if (still.length > 0) {
+      const binaries = still.flatMap((n) => SYSTEM_NEEDS[n].binaries);
       throw new GvmiTestError('setup.install-failed', `${plan.command} succeeded, but ${describe(still)} is still not on PATH`, {
-        hint: `install ${describe(still)} another way, and make sure ${still.flatMap((n) => SYSTEM_NEEDS[n].binaries).join(', ')} are on PATH`, details: { ...details, stillMissing: still },
+        hint: `install ${describe(still)} another way, and make sure ${binaries.join(', ')} ${binaries.length > 1 ? 'are' : 'is'} on PATH`, details: { ...details, stillMissing: still },
       });
     }
     installed = { packageManager: plan.packageManager, packages: plan.packages, command: plan.command };

@@ -26,6 +26,8 @@ export type SetupPlan =
     packages: string[];
     /** argv lists to run in order, sudo included where needed. */
     run: string[][];
+    /** Environment to run them with (empty under sudo: it is in the argv). */
+    env: Record<string, string>;
     /** The same as one shell line, as printed. */
     command: string;
     /** Ask before running (a terminal and no --yes). */
@@ -76,9 +78,10 @@ export function planSetup(facts: SetupFacts): SetupPlan {
     return { kind: 'print', ...base, reason: 'not asked: no terminal to ask on; run again with --yes to let gvmi-test run it, or run it yourself' };
   }
   // Without a terminal sudo must not wait for a password nobody can type: -n fails instead.
-  // sudo drops the environment, so the manager's settings go on the command line (env K=V).
-  const sudo = manager.asRoot && !root ? (facts.interactive ? ['sudo'] : ['sudo', '-n']) : [];
-  const env = Object.entries(manager.env ?? {}).map(([k, v]) => `${k}=${v}`);
-  const run = manager.commands(packages).map((argv) => [...sudo, ...(env.length ? ['env', ...env] : []), ...argv]);
-  return { kind: 'install', ...base, run, command: commandLine(run), ask: !facts.yes };
+  // sudo drops the environment, so under it the manager's settings go on the command line
+  // (env K=V); run directly, they are given to the process.
+  const env = manager.env ?? {};
+  const sudo = manager.asRoot && !root ? [...(facts.interactive ? ['sudo'] : ['sudo', '-n']), ...(Object.keys(env).length ? ['env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`)] : [])] : [];
+  const run = manager.commands(packages).map((argv) => [...sudo, ...argv]);
+  return { kind: 'install', ...base, run, env: sudo.length ? {} : env, command: commandLine(run), ask: !facts.yes };
 }

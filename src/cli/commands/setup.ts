@@ -28,9 +28,9 @@ export function registerSetup(program: Command, io: CliIo): void {
             rl.close();
           }
         },
-        runCommand: async (argv) => {
+        runCommand: async (argv, env) => {
           // Its output goes to stderr: stdout is this command's result (--json).
-          const child = execa(argv[0]!, argv.slice(1), { reject: false, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe', buffer: false });
+          const child = execa(argv[0]!, argv.slice(1), { reject: false, env, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe', buffer: false });
           child.stdout?.pipe(io.stderr, { end: false });
           child.stderr?.pipe(io.stderr, { end: false });
           const result = await child;

@@ -24,6 +24,7 @@ describe('planSetup', () => {
       ['sudo', 'env', 'DEBIAN_FRONTEND=noninteractive', 'apt-get', 'install', '-y', '--no-install-recommends', 'qemu-system-x86'],
     ]);
     expect(plan.command).toBe('sudo env DEBIAN_FRONTEND=noninteractive apt-get update && sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends qemu-system-x86');
+    expect(plan.env).toEqual({});
   });
 
   it('--yes without a terminal (CI): runs without asking, sudo -n so that a password prompt fails instead of hanging', () => {
@@ -33,10 +34,12 @@ describe('planSetup', () => {
     expect(plan.run.map((argv) => argv.slice(0, 2))).toEqual([['sudo', '-n'], ['sudo', '-n']]);
   });
 
-  it('as root: no sudo, even where sudo exists', () => {
+  it('as root: no sudo, even where sudo exists; apt-get run directly with its environment', () => {
     const plan = planSetup(facts(['apt-get', 'sudo'], { uid: 0, yes: true }));
     if (plan.kind !== 'install') throw new Error(`expected install, got ${plan.kind}`);
-    expect(plan.run.every((argv) => argv[0] === 'env')).toBe(true);
+    expect(plan.run).toEqual([['apt-get', 'update'], ['apt-get', 'install', '-y', '--no-install-recommends', 'qemu-system-x86', 'squashfs-tools']]);
+    expect(plan.env).toEqual({ DEBIAN_FRONTEND: 'noninteractive' });
+    expect(plan.command).toBe('apt-get update && apt-get install -y --no-install-recommends qemu-system-x86 squashfs-tools');
   });
 
   it('no terminal and no --yes: prints the command, says to use --yes', () => {
