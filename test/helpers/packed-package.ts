@@ -5,7 +5,7 @@
  * and nothing of the packing location can hide in the result. Then installed into projects
  * outside the repository, from the tarball alone (npm's cache is warm after `npm ci`).
  */
-import { cp, mkdir, mkdtemp, readdir, symlink, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
@@ -45,9 +45,13 @@ export async function packPackage(): Promise<PackedPackage> {
   await symlink(join(CHECKOUT, 'node_modules'), join(packedFrom, 'node_modules'));
   const out = join(dir, 'out');
   await mkdir(out);
-  await execa('npm', ['pack', '--pack-destination', out], { cwd: packedFrom, env: cleanEnv(), stdout: 'ignore', stderr: 'pipe' });
+  const packing = await execa('npm', ['pack', '--pack-destination', out], { cwd: packedFrom, env: cleanEnv(), all: true, reject: false });
   const [tgz] = (await readdir(out)).filter((f) => f.endsWith('.tgz'));
-  if (!tgz) throw new Error(`npm pack wrote no tarball into ${out}`);
+  if (packing.exitCode !== 0 || !tgz) {
+    await rm(dir, { recursive: true, force: true });
+    // prepack's own words (tsc's errors, build.sh's) say why.
+    throw new Error(`npm pack failed (exit ${packing.exitCode}):\n${String(packing.all).split('\n').slice(-40).join('\n')}`);
+  }
   return { tarball: join(out, tgz), packedFrom, dir };
 }
 
