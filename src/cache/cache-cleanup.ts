@@ -3,9 +3,10 @@
  * snapshot save and each image conversion, plus what nothing else removes:
  *   - snapshots past their budget, least recently used first, and old memos (pruneSnapshots);
  *   - converted images past their budget, least recently used first (pruneConvertedImages);
- *   - kernels, inits, host tools and unpacked shipped runtimes the current runtime does not use:
- *     a new `make runtime` or package version leaves the old ones behind for good (`make
- *     runtime` rebuilds any of them should an older checkout need it). When the current runtime
+ *   - kernels, inits, host tools, unpacked shipped runtimes and compressed copies kept for
+ *     `npm pack` that the current runtime does not use: a new `make runtime` or package version
+ *     leaves the old ones behind for good (`make runtime` rebuilds any of them should an older
+ *     checkout need it, and `npm pack` compresses again). When the current runtime
  *     cannot be found, none of them is removed: nothing says which one is current;
  *   - kernel build trees and runtime builds left half-done more than an hour ago;
  *   - TSC-rate memos older than 30 days (they are per host boot);

@@ -4,12 +4,14 @@
  *
  * Each class is one or more top-level directories whose writers are elsewhere: kernels and their
  * build scratch (runtime/kernel/build.sh), inits and host tools (runtime/build.sh), runtimes a
- * package ships, unpacked (src/qemu/shipped-runtime.ts), snapshots (src/snapshot/snapshot-store.ts,
+ * package ships, unpacked (src/qemu/shipped-runtime.ts), the compressed copies `npm pack` keeps
+ * (scripts/stage-runtime.ts: `runtime-packed/<sha256>.br`), snapshots (src/snapshot/snapshot-store.ts,
  * which GVMI_TEST_SNAPSHOT_DIR may move), memos (src/memo.ts: image digests and the rest),
  * converted engine images (src/image/converted-images.ts) and the Debian test root filesystem
  * (examples/seed-debian/make-image.sh). Anything else found there is listed as `other` and never
  * removed: GVMI_TEST_CACHE may point at a directory that holds more than gvmi-test's files.
  */
+import { createHash } from 'node:crypto';
 import { lstat, readdir, readFile } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { cacheDir } from '../cache-dir.js';
@@ -22,7 +24,7 @@ export type CacheClass = (typeof CACHE_CLASSES)[number];
 export const CLASS_DESCRIPTIONS: Record<CacheClass, string> = {
   'kernels': 'guest kernels built by `make runtime`',
   'kernel-builds': 'kernel build trees (left by an interrupted build)',
-  'runtimes': 'guest inits and host tools built by `make runtime`, and runtimes a package ships, unpacked',
+  'runtimes': 'guest inits and host tools built by `make runtime`, runtimes a package ships, unpacked, and their compressed copies kept for `npm pack`',
   'snapshots': 'saved VM states (fast start)',
   'digests': 'remembered image digests',
   'memos': 'other remembered answers (shadowed paths, QEMU probes, TSC rates)',
@@ -37,6 +39,7 @@ const CLASS_DIRECTORIES: Record<string, CacheClass> = {
   'kernel-build': 'kernel-builds',
   'runtime': 'runtimes',
   'runtime-shipped': 'runtimes',
+  'runtime-packed': 'runtimes',
   'snapshots': 'snapshots',
   'digests': 'digests',
   'shadowed': 'memos',
@@ -162,6 +165,24 @@ async function imageEntries(cache: string): Promise<CacheEntry[]> {
   return entries;
 }
 
+const PACKED_COPY = /^runtime-packed\/([0-9a-f]{64})\.br$/;
+
+/**
+ * A compressed copy (`runtime-packed/<sha256>.br`) lives elsewhere than the file it compresses, so
+ * it is in use when it is named by the sha256 of one of the current runtime's files: the next
+ * `npm pack` reuses it. The files are hashed only when there are copies to judge.
+ */
+async function markPackedCopiesInUse(entries: CacheEntry[], runtimePaths: readonly string[]): Promise<void> {
+  const copies = entries.filter((e) => PACKED_COPY.test(e.name));
+  if (copies.length === 0) return;
+  const digests = new Set<string>();
+  for (const path of runtimePaths) {
+    const bytes = await readFile(path).catch(() => undefined);
+    if (bytes) digests.add(createHash('sha256').update(bytes).digest('hex'));
+  }
+  for (const copy of copies) copy.inUse = digests.has(PACKED_COPY.exec(copy.name)![1]!);
+}
+
 /** Whether `path` is `dir` or inside it. */
 function within(path: string, dir: string): boolean {
   const rel = relative(dir, path);
@@ -194,6 +215,7 @@ export async function cacheInventory(options: InventoryOptions = {}): Promise<Ca
   for (const e of entries) {
     if (e.class === 'kernels' || e.class === 'runtimes') e.inUse = runtimePaths.some((p) => e.paths.some((dirPath) => within(p, dirPath)));
   }
+  await markPackedCopiesInUse(entries, runtimePaths);
   const classes = CACHE_CLASSES.map((cls) => {
     const of = entries.filter((e) => e.class === cls);
     return { class: cls, description: CLASS_DESCRIPTIONS[cls], count: of.length, bytes: of.reduce((n, e) => n + e.bytes, 0), entries: of };

@@ -3,6 +3,7 @@
  * the memos, the converted-image store and make-image.sh lay it out, and what prune and clear
  * remove from it — in a temporary GVMI_TEST_CACHE, never the user's.
  */
+import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -39,6 +40,10 @@ async function age(rel: string, ageMs: number): Promise<void> {
   await utimes(join(cache, rel), when, when);
 }
 
+/** The compressed copy of the current kernel (1000 zero bytes), and one of a kernel gone. */
+const KERNEL_COPY = `runtime-packed/${createHash('sha256').update(Buffer.alloc(1000)).digest('hex')}.br`;
+const OLD_COPY = `runtime-packed/${'6'.repeat(64)}.br`;
+
 const names = (inventory: CacheInventory, cls: string): string[] => inventory.classes.find((c) => c.class === cls)!.entries.map((e) => e.name).sort();
 
 let runtimePaths: string[];
@@ -60,6 +65,9 @@ beforeEach(async () => {
   await put('runtime/3333/initramfs.cpio', 100, DAY);           // an older init
   await put('runtime/4444.tmp/initramfs.cpio', 1, 0);           // an init being built now
   await put('runtime-shipped/5555/vmlinux', 300, DAY);          // another package version's runtime
+  // npm pack's compressed copies, named by the sha256 of what they compress: the current kernel's, an old one's.
+  await put(KERNEL_COPY, 40, DAY);
+  await put(OLD_COPY, 30, DAY);
   await put('snapshots/k1.state', 4000, 0);
   await writeFile(join(cache, 'snapshots/k1.json'), JSON.stringify({ image: '/work/app.gvmi' }), { mode: 0o600 });
   await put('digests/d1', 64, 0);
@@ -88,7 +96,7 @@ describe('cacheInventory', () => {
     const inventory = await cacheInventory({ runtimePaths });
     expect(names(inventory, 'kernels')).toEqual(['kernel/aaaa', 'kernel/bbbb']);
     expect(names(inventory, 'kernel-builds')).toEqual(['kernel-build/cccc', 'kernel-build/dddd']);
-    expect(names(inventory, 'runtimes')).toEqual(['runtime-shipped/5555', 'runtime/1111', 'runtime/3333', 'runtime/4444.tmp', 'runtime/host-2222']);
+    expect(names(inventory, 'runtimes')).toEqual([KERNEL_COPY, OLD_COPY, 'runtime-shipped/5555', 'runtime/1111', 'runtime/3333', 'runtime/4444.tmp', 'runtime/host-2222'].sort());
     expect(names(inventory, 'snapshots')).toEqual(['k1']);
     expect(names(inventory, 'digests')).toEqual(['digests/d1', 'digests/d2']);
     expect(names(inventory, 'memos')).toEqual(['host-tsc/t-new', 'host-tsc/t-old', 'shadowed/s1']);
@@ -101,6 +109,8 @@ describe('cacheInventory', () => {
     expect(entry('kernel/bbbb')).toMatchObject({ bytes: 2000, inUse: false });
     expect(entry('runtime/host-2222').inUse).toBe(true);
     expect(entry('runtime-shipped/5555').inUse).toBe(false);
+    expect(entry(KERNEL_COPY)).toMatchObject({ bytes: 40, inUse: true });
+    expect(entry(OLD_COPY)).toMatchObject({ bytes: 30, inUse: false });
     expect(entry('k1').bytes).toBe(4000 + JSON.stringify({ image: '/work/app.gvmi' }).length);
     expect(entry('k1').note).toBe('of /work/app.gvmi');
     expect(entry('images/i1').note).toBe(`podman:app:1 (id ${'e'.repeat(12)})`);
@@ -123,7 +133,7 @@ describe('pruneCache', () => {
     const after = result.after;
     expect(names(after, 'kernels')).toEqual(['kernel/aaaa']);
     expect(names(after, 'kernel-builds')).toEqual(['kernel-build/dddd']);
-    expect(names(after, 'runtimes')).toEqual(['runtime/1111', 'runtime/4444.tmp', 'runtime/host-2222']);
+    expect(names(after, 'runtimes')).toEqual([KERNEL_COPY, 'runtime/1111', 'runtime/4444.tmp', 'runtime/host-2222'].sort());
     expect(names(after, 'snapshots')).toEqual(['k1']);                 // within its 2 GiB budget
     expect(names(after, 'digests')).toEqual(['digests/d1']);           // 30-day-old memo gone
     expect(names(after, 'memos')).toEqual(['host-tsc/t-new', 'shadowed/s1']);
@@ -131,16 +141,16 @@ describe('pruneCache', () => {
     expect(names(after, 'debian-rootfs')).toEqual(['debian/new']);
     expect(names(after, 'other')).toEqual(['notes.txt']);
     expect(result.removed.map((e) => e.name).sort()).toEqual([
-      'debian/old', 'digests/d2', 'host-tsc/t-old', 'kernel-build/cccc', 'kernel/bbbb', 'runtime-shipped/5555', 'runtime/3333',
-    ]);
-    expect(result.bytesFreed).toBe(2000 + 5 + 100 + 300 + 64 + 7 + 50);
+      'debian/old', 'digests/d2', 'host-tsc/t-old', 'kernel-build/cccc', 'kernel/bbbb', OLD_COPY, 'runtime-shipped/5555', 'runtime/3333',
+    ].sort());
+    expect(result.bytesFreed).toBe(2000 + 5 + 100 + 300 + 30 + 64 + 7 + 50);
     expect(result.notes).toEqual([]);
   });
 
   it('keeps every kernel and runtime when the current runtime is not known, and says why', async () => {
     const result = await pruneCache(undefined);
     expect(names(result.after, 'kernels')).toEqual(['kernel/aaaa', 'kernel/bbbb']);
-    expect(names(result.after, 'runtimes')).toEqual(['runtime-shipped/5555', 'runtime/1111', 'runtime/3333', 'runtime/4444.tmp', 'runtime/host-2222']);
+    expect(names(result.after, 'runtimes')).toEqual([KERNEL_COPY, OLD_COPY, 'runtime-shipped/5555', 'runtime/1111', 'runtime/3333', 'runtime/4444.tmp', 'runtime/host-2222'].sort());
     expect(result.notes.join(' ')).toMatch(/current runtime was not found/);
   });
 
@@ -162,7 +172,7 @@ describe('clearCache', () => {
     const result = await clearCache();
     expect(result.after.classes.filter((c) => c.class !== 'other').every((c) => c.count === 0)).toBe(true);
     expect(names(result.after, 'other')).toEqual(['notes.txt']);
-    expect(result.removed).toHaveLength(18);
+    expect(result.removed).toHaveLength(20);
   });
 });
 
@@ -188,7 +198,7 @@ describe('gvmi-test cache', () => {
     const status = runCli(['cache', 'clear'], asked.io);
     stdin.end('n\n');
     expect(await status).toBe(0);
-    expect(asked.err()).toMatch(/remove 18 cache entries .* \[y\/N\]/);
+    expect(asked.err()).toMatch(/remove 20 cache entries .* \[y\/N\]/);
     expect(asked.err()).toContain('nothing removed');
     expect(names(await cacheInventory(), 'kernels')).toHaveLength(2);
 
@@ -197,7 +207,7 @@ describe('gvmi-test cache', () => {
     const cleared = runCli(['cache', 'clear'], yes.io);
     yesIn.end('y\n');
     expect(await cleared).toBe(0);
-    expect(yes.out()).toMatch(/^cleared 18 entries/);
+    expect(yes.out()).toMatch(/^cleared 20 entries/);
     expect(names(await cacheInventory(), 'kernels')).toEqual([]);
   });
 
@@ -209,7 +219,7 @@ describe('gvmi-test cache', () => {
     const done = capture();
     expect(await runCli(['cache', 'clear', '--yes', '--json'], done.io)).toBe(0);
     const parsed = JSON.parse(done.out()) as { removed: unknown[]; bytesFreed: number };
-    expect(parsed.removed).toHaveLength(18);
+    expect(parsed.removed).toHaveLength(20);
     expect(parsed.bytesFreed).toBeGreaterThan(7000);
   });
 
