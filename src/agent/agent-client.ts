@@ -26,8 +26,8 @@ export class AgentRequestError extends GvmiTestError {
 
 interface Pending {
   what: string;
-  /** A RUN_PROCESS: hold that process's notifications until claimProcess(). */
-  spawn?: boolean;
+  /** A RUN_PROCESS: called with the new process's id as its answer is decoded. */
+  onStarted?: (processId: bigint) => void;
   resolve: (m: GuestMessage) => void;
   reject: (e: Error) => void;
   timer: NodeJS.Timeout | undefined;
@@ -40,6 +40,16 @@ export interface ExecFailure {
   errno: number;
 }
 
+/** One process's notifications, in the order the guest sent them. */
+export interface ProcessListener {
+  output(fd: number, data: Buffer): void;
+  execFailed(failure: ExecFailure): void;
+  died(status: number, kind: number): void;
+  /** The channel closed while the process ran. */
+  lost(error: GvmiTestError): void;
+}
+
+/** Notifications of processes started without a listener (raw requests) come as events. */
 export interface AgentEvents {
   output: [processId: bigint, fd: number, data: Buffer];
   'exec-failed': [processId: bigint, failure: ExecFailure];
@@ -52,11 +62,11 @@ export class AgentClient extends EventEmitter<AgentEvents> {
   private readonly pending = new Map<bigint, Pending>();
   private nextId = 1n;
   /**
-   * Notifications of processes whose RUN_PROCESS reply has been decoded but not yet seen by the
-   * caller: the reply, the output and the death of a short process can arrive in one socket read,
-   * and the caller's continuation only runs after that whole read is dispatched.
+   * Each process's listener, set as its RUN_PROCESS answer is decoded: the answer, the output and
+   * the death of a short process can come in one read, and whatever follows the answer is the
+   * listener's, in order, with nothing held.
    */
-  private readonly unclaimed = new Map<bigint, (() => void)[]>();
+  private readonly processListeners = new Map<bigint, ProcessListener>();
   private closedError: GvmiTestError | undefined;
 
   /**
@@ -105,9 +115,26 @@ export class AgentClient extends EventEmitter<AgentEvents> {
 
   private dispatch(m: GuestMessage): void {
     switch (m.type) {
-      case 'exec-failed': this.deliver(m.processId, () => this.emit('exec-failed', m.processId, { step: m.step, errno: m.errno })); return;
-      case 'output-data': this.deliver(m.processId, () => this.emit('output', m.processId, m.fd, m.data)); return;
-      case 'process-died': this.deliver(m.processId, () => this.emit('died', m.processId, m.status, m.kind)); return;
+      case 'exec-failed': {
+        const failure = { step: m.step, errno: m.errno };
+        const listener = this.processListeners.get(m.processId);
+        if (listener) listener.execFailed(failure);
+        else this.emit('exec-failed', m.processId, failure);
+        return;
+      }
+      case 'output-data': {
+        const listener = this.processListeners.get(m.processId);
+        if (listener) listener.output(m.fd, m.data);
+        else this.emit('output', m.processId, m.fd, m.data);
+        return;
+      }
+      case 'process-died': {
+        const listener = this.processListeners.get(m.processId);
+        this.processListeners.delete(m.processId);
+        if (listener) listener.died(m.status, m.kind);
+        else this.emit('died', m.processId, m.status, m.kind);
+        return;
+      }
       case 'output-available': return; // pull mode is not used by this client
     }
     const p = this.pending.get(m.id);
@@ -117,22 +144,9 @@ export class AgentClient extends EventEmitter<AgentEvents> {
     }
     this.pending.delete(m.id);
     if (p.timer) clearTimeout(p.timer);
-    if (p.spawn && m.type === 'ok-u64') this.unclaimed.set(m.value, []);
+    if (p.onStarted && m.type === 'ok-u64') p.onStarted(m.value);
     if (m.type === 'err') p.reject(new AgentRequestError(m.errno, p.what));
     else p.resolve(m);
-  }
-
-  private deliver(processId: bigint, emit: () => void): void {
-    const held = this.unclaimed.get(processId);
-    if (held) held.push(emit);
-    else emit();
-  }
-
-  /** Delivers the notifications held for a process since its RUN_PROCESS reply, then live ones. */
-  claimProcess(processId: bigint): void {
-    const held = this.unclaimed.get(processId);
-    this.unclaimed.delete(processId);
-    for (const emit of held ?? []) emit();
   }
 
   /** Rejects everything pending with `error`; later calls fail with it too. */
@@ -144,15 +158,18 @@ export class AgentClient extends EventEmitter<AgentEvents> {
       p.reject(error);
     }
     this.pending.clear();
+    const orphaned = [...this.processListeners.values()];
+    this.processListeners.clear();
+    for (const listener of orphaned) listener.lost(error);
     this.emit('closed', error);
   }
 
   /** A raw request: its type and body as given (the methods below build theirs in codec.ts). */
-  async request(type: number, build: (w: RequestWriter) => void, what: string, timeoutMs = this.defaultTimeoutMs, spawn = false): Promise<GuestMessage> {
-    return this.send({ type, write: build }, what, timeoutMs, spawn);
+  async request(type: number, build: (w: RequestWriter) => void, what: string, timeoutMs = this.defaultTimeoutMs): Promise<GuestMessage> {
+    return this.send({ type, write: build }, what, timeoutMs);
   }
 
-  private async send(request: AgentRequest, what: string, timeoutMs = this.defaultTimeoutMs, spawn = false): Promise<GuestMessage> {
+  private async send(request: AgentRequest, what: string, timeoutMs = this.defaultTimeoutMs, onStarted?: (processId: bigint) => void): Promise<GuestMessage> {
     if (this.closedError) throw this.closedError;
     const { type } = request;
     const id = this.nextId++;
@@ -176,7 +193,7 @@ export class AgentClient extends EventEmitter<AgentEvents> {
           reject(new GvmiTestError('agent.timeout', `${what}: no answer from the guest agent within ${timeoutMs} ms`));
         }, timeoutMs)
         : undefined;
-      this.pending.set(id, { what, resolve, reject, timer, spawn });
+      this.pending.set(id, { what, resolve, reject, timer, ...(onStarted ? { onStarted } : {}) });
       this.socket.write(frame);
     });
   }
@@ -189,9 +206,9 @@ export class AgentClient extends EventEmitter<AgentEvents> {
     return Number(u64Reply(await this.send(helloRequest(), 'greeting the guest agent', timeoutMs), 'HELLO'));
   }
 
-  /** Starts a process; call claimProcess(id) once ready to receive its output and death. */
-  async runProcess(spec: RunProcessSpec): Promise<bigint> {
-    const reply = await this.send(runProcessRequest(spec), `running ${spec.argv[0] ?? '?'}`, this.defaultTimeoutMs, true);
+  /** Starts a process; `listener` gets its notifications from the first one on. */
+  async runProcess(spec: RunProcessSpec, listener: ProcessListener): Promise<bigint> {
+    const reply = await this.send(runProcessRequest(spec), `running ${spec.argv[0] ?? '?'}`, this.defaultTimeoutMs, (id) => this.processListeners.set(id, listener));
     return u64Reply(reply, 'RUN_PROCESS');
   }
 

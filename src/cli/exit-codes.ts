@@ -4,7 +4,6 @@
  * exit-status table says the same; test/unit/cli/exit-codes.test.ts holds one to the other for
  * every error code.
  */
-import { constants } from 'node:os';
 import type { ErrorCode } from '../errors.js';
 
 export const EXIT = {
@@ -42,6 +41,4 @@ export class ExitStatus {
 }
 
 /** How a shell reports a process ended by `signal`: 128 + its number (130 for SIGINT, 141 for SIGPIPE). */
-export function signalStatus(signal: NodeJS.Signals): number {
-  return 128 + constants.signals[signal];
-}
+export { signalStatus } from '../signals.js';

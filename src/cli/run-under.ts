@@ -7,7 +7,9 @@
 import { lstat } from 'node:fs/promises';
 import { basename, join, posix, resolve } from 'node:path';
 import { GvmiTestError } from '../errors.js';
-import { signalNumber, type GuestProcess } from '../vm/guest-process.js';
+import type { GuestProcess } from '../vm/guest-process.js';
+import { execTimeoutError } from '../vm/process-runner.js';
+import { shellStatus } from '../signals.js';
 import type { StartedVm } from '../vm/started-vm.js';
 import { exitCodeFor } from './exit-codes.js';
 import { formatBytes, writeLine, type CliIo } from './io.js';
@@ -242,12 +244,8 @@ export async function runUnder(plan: RunPlan, runtime: RuntimeProfile, label?: s
   if (keep) {
     for (const v of vm.volumes) say(`volume ${printable(v.guestPath)} kept at ${printable(v.hostPath)}`);
   }
-  const failure = result.timedOut
-    ? new GvmiTestError('exec.timeout', `${argv.join(' ')}: still running after ${flags.timeout} s, killed`, {
-      hint: 'raise --timeout, or look for a command waiting on input or network (there is none on a provider)',
-    })
-    : undefined;
-  const status = failure ? exitCodeFor(failure.code) : result.exitCode ?? 128 + signalNumber(result.signal ?? 'SIGKILL');
+  const failure = result.timedOut ? execTimeoutError(argv, `${flags.timeout} s`) : undefined;
+  const status = failure ? exitCodeFor(failure.code) : shellStatus(result);
   const record = {
     runtimeVersion: runtime,
     exitCode: result.exitCode,

@@ -8,6 +8,7 @@ import type { RuntimeProfile } from '../runtime-profile.js';
 import type { Finding } from './finding.js';
 import { constants } from 'node:os';
 import { formatBytes } from '../format-bytes.js';
+import { signalStatus } from '../signals.js';
 import { deployVolumeFindings, type DeployVolumeState } from './deploy-volume-findings.js';
 
 /** The requestor's buffer per stream (golem's default RFD: PIPE_CYCLIC 4096; ya-runtime-vm lib.rs). */
@@ -115,7 +116,7 @@ export function killedBySignalFinding(outcome: Pick<ExecOutcome, 'signal' | 'tim
   return {
     code: 'killed-by-signal',
     severity: 'error',
-    message: `killed by ${outcome.signal}${cause ? ` (${cause.what})` : ''}${n === undefined ? '' : `; gvmi-test exits ${128 + n}, a requestor sees only "exit code ${n}"`}`,
+    message: `killed by ${outcome.signal}${cause ? ` (${cause.what})` : ''}${n === undefined ? '' : `; gvmi-test exits ${signalStatus(n)}, a requestor sees only "exit code ${n}"`}`,
     fix: cause?.fix ?? 'the signal came from the program itself, another process, or the kernel: check its output above',
     details: { signal: outcome.signal, ...(n === undefined ? {} : { signalNumber: n }) },
   };

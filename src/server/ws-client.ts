@@ -1,7 +1,9 @@
 /**
- * connectVm(url): a VM served by `gvmi-test serve`, with the surface of a StartedVm, so code and
- * the vitest fixture work unchanged against it (e.g. one VM booted in a vitest globalSetup and
- * shared by every worker). `stop()` disconnects; `shutdown()` stops the served VM itself.
+ * connectVm(url): a VM served by `gvmi-test serve`, a VmLike as a StartedVm is, so code and the
+ * vitest fixture work unchanged against it (e.g. one VM booted in a vitest globalSetup and shared
+ * by every worker). Processes run through the same process layer as a local VM's
+ * (process-runner.ts); this connection is its transport. `disconnect()` closes the connection;
+ * `shutdown()` stops the served VM itself.
  */
 import { randomBytes } from 'node:crypto';
 import { lstat, open, rename, symlink, unlink, chmod, mkdir } from 'node:fs/promises';
@@ -9,13 +11,16 @@ import { basename, dirname, join } from 'node:path';
 import { WebSocket } from 'ws';
 import type { UpperUsageEntry } from '../agent/agent-client.js';
 import { chunkInput } from '../agent/codec.js';
-import { ExitKind } from '../agent/protocol.js';
 import type { Finding } from '../diagnostics/finding.js';
-import { diagnoseResult, shadowingFinding } from '../diagnostics/run-findings.js';
+import { shadowingFinding } from '../diagnostics/run-findings.js';
 import { GvmiTestError, type ErrorCode } from '../errors.js';
-import { GuestProcess, signalName, signalNumber, type ExecResult } from '../vm/guest-process.js';
-import { commandArgv, RESULT_VM, type ExecOptions, type SpawnOptions, type VmStats } from '../vm/started-vm.js';
-import type { VmLike, VmLikeInfo } from '../vm/vm-like.js';
+import { signalName } from '../signals.js';
+import type { ExecResult, GuestProcess } from '../vm/guest-process.js';
+import type { ExecOptions, SpawnOptions } from '../vm/process-options.js';
+import { ProcessRunner } from '../vm/process-runner.js';
+import type { ProcessRequest, ProcessSink, ProcessTransport, StartedProcess } from '../vm/process-transport.js';
+import type { DownloadReport } from '../vm/transfer.js';
+import type { VmLike, VmLikeInfo, VmStats } from '../vm/vm-like.js';
 import { sendPaced } from './paced-send.js';
 import { DOWNLOAD_CHUNK_BYTES, type ClientMessage, type ServerMessage } from './ws-protocol.js';
 
@@ -34,16 +39,32 @@ function remoteError(m: Extract<ServerMessage, { event: 'error' }>): GvmiTestErr
   return new GvmiTestError(m.code as ErrorCode, m.message, m.hint ? { hint: m.hint } : {});
 }
 
+/** A download from a served VM: one file (or link), and its size. */
+export interface RemoteDownloadReport extends DownloadReport {
+  size: number;
+}
+
 export class RemoteVm implements VmLike {
   private nextId = 1;
   private readonly waiters = new Map<string, Waiter>();
-  private readonly processes = new Map<string, GuestProcess>();
+  /** Where each running process's events go, by request id, from the exec on. */
+  private readonly sinks = new Map<string, ProcessSink>();
+  private readonly processes: ProcessRunner<undefined>;
   private closedError: GvmiTestError | undefined;
   info!: VmLikeInfo;
   volumes: { guestPath: string; hostPath: string }[] = [];
   private lastConsoleTail = '';
 
   private constructor(private readonly ws: WebSocket) {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const vm = this;
+    const transport: ProcessTransport<undefined> = {
+      startProcess: (request, sink) => vm.startProcess(request, sink),
+      // The console and the volumes are the server's: only what every VM reports is diagnosed.
+      findings: async () => [],
+      get usable() { return !vm.stopped; },
+    };
+    this.processes = new ProcessRunner(this, transport);
     ws.on('message', (data) => this.onMessage(JSON.parse(String(data)) as ServerMessage));
     ws.on('close', (code, reason) => this.onClose(new GvmiTestError('vm.stopped', `the served VM closed the connection (${code}${reason.length ? ` ${reason}` : ''})`)));
     ws.on('error', (error) => this.onClose(new GvmiTestError('vm.stopped', `connection to the served VM failed: ${error.message}`)));
@@ -119,19 +140,15 @@ export class RemoteVm implements VmLike {
     if (m.event === 'stopping') return;
     const id = 'id' in m ? m.id : undefined;
     if (id === undefined) return;
-    const process = this.processes.get(id);
-    // the caller attaches its listeners after `started` resolves: hold what follows one turn
-    if (process && m.event === 'started') process.holdOneTurn();
-    if (process) {
-      if (m.event === 'stdout' || m.event === 'stderr') process.pushOutput(m.event === 'stdout' ? 1 : 2, Buffer.from(m.data, 'base64'));
+    const sink = this.sinks.get(id);
+    if (sink) {
+      if (m.event === 'stdout' || m.event === 'stderr') sink.output(m.event, Buffer.from(m.data, 'base64'));
       else if (m.event === 'exit') {
-        this.processes.delete(id);
-        process.timedOut = m.timedOut;
-        if (m.signal) process.finish(signalNumber(m.signal), ExitKind.KILLED);
-        else process.finish(m.exitCode ?? 0, ExitKind.EXITED);
+        this.sinks.delete(id);
+        sink.exited({ exitCode: m.exitCode, signal: m.signal, timedOut: m.timedOut });
       } else if (m.event === 'error') {
-        this.processes.delete(id);
-        process.fail(remoteError(m));
+        this.sinks.delete(id);
+        sink.lost(remoteError(m));
       }
     }
     const waiter = this.waiters.get(id);
@@ -150,54 +167,53 @@ export class RemoteVm implements VmLike {
     this.closedError = error;
     for (const w of this.waiters.values()) w.reject(error);
     this.waiters.clear();
-    for (const p of this.processes.values()) p.fail(error);
-    this.processes.clear();
+    const orphaned = [...this.sinks.values()];
+    this.sinks.clear();
+    for (const sink of orphaned) sink.lost(error);
   }
 
-  async spawn(command: string | readonly string[], options: SpawnOptions = {}): Promise<GuestProcess> {
+  /** The process transport: an exec request; its events go to `sink` from the first one on. */
+  private async startProcess(request: ProcessRequest, sink: ProcessSink): Promise<StartedProcess<undefined>> {
+    const unsupported = [request.pty && 'a terminal (pty)', request.uid !== undefined && 'uid', request.gid !== undefined && 'gid', request.bin !== undefined && 'bin'].filter(Boolean);
+    if (unsupported.length > 0) {
+      throw new GvmiTestError('usage', `a served VM cannot be given ${unsupported.join(', ')} for a process (docs/ws-protocol.md)`, {
+        hint: 'use a VM started in this process (startVm) for that',
+      });
+    }
     const id = this.id();
-    const argv = commandArgv(command);
-    const stdinData = options.stdin !== undefined && options.stdin !== 'pipe' ? options.stdin : undefined;
-    const process = new GuestProcess(0n, argv, {
-      signal: async (signo) => { await this.request({ op: 'signal', id, signal: signalName(signo) }).catch(() => {}); },
-      // In pieces, each frame well under the server's MAX_FRAME_BYTES once in base64; sent at
-      // once and in order, so another write cannot come between them.
-      putInput: async (data, eof) => {
-        const chunks = chunkInput(data);
-        chunks.forEach((chunk, i) => this.send({ op: 'stdin', id, data: chunk.toString('base64'), ...(eof && i === chunks.length - 1 ? { eof: true } : {}) }));
-      },
-    }, options.maxBuffer ?? 64 * 1024 * 1024, options.iterate ?? false);
-    this.processes.set(id, process);
+    this.sinks.set(id, sink);
     try {
       await this.request({
-        op: 'exec', id, command: argv,
-        ...(options.env ? { env: options.env } : {}),
-        ...(options.cwd ? { cwd: options.cwd } : {}),
-        ...(options.stdin !== undefined ? { stdin: true } : {}),
-        ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
+        op: 'exec', id, command: request.argv,
+        ...(request.env ? { env: request.env } : {}),
+        ...(request.cwd ? { cwd: request.cwd } : {}),
+        ...(request.stdin ? { stdin: true } : {}),
       });
     } catch (error) {
-      this.processes.delete(id);
+      this.sinks.delete(id);
       throw error;
     }
-    if (stdinData !== undefined) await process.end(stdinData);
-    if (options.signal) {
-      const onAbort = (): void => void process.kill('SIGKILL').catch(() => {});
-      if (options.signal.aborted) onAbort();
-      else options.signal.addEventListener('abort', onAbort, { once: true });
-    }
-    return process;
+    return {
+      id: 0n,
+      origin: undefined,
+      control: {
+        signal: async (signo) => { await this.request({ op: 'signal', id, signal: signalName(signo) }).catch(() => {}); },
+        // In pieces, each frame well under the server's MAX_FRAME_BYTES once in base64; sent at
+        // once and in order, so another write cannot come between them.
+        putInput: async (data, eof) => {
+          const chunks = chunkInput(data);
+          chunks.forEach((chunk, i) => this.send({ op: 'stdin', id, data: chunk.toString('base64'), ...(eof && i === chunks.length - 1 ? { eof: true } : {}) }));
+        },
+      },
+    };
   }
 
-  async exec(command: string | readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
-    const process = await this.spawn(command, options);
-    const result = await process.wait();
-    Object.defineProperty(result, RESULT_VM, { value: this, enumerable: false });
-    if (result.timedOut) {
-      throw new GvmiTestError('exec.timeout', `${result.command.join(' ')}: still running after ${options.timeoutMs} ms, killed`, { details: { result } });
-    }
-    if (options.signal?.aborted) throw new GvmiTestError('exec.aborted', `${result.command.join(' ')}: aborted`, { details: { result } });
-    return result;
+  spawn(command: string | readonly string[], options: SpawnOptions = {}): Promise<GuestProcess> {
+    return this.processes.spawn(command, options);
+  }
+
+  exec(command: string | readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
+    return this.processes.exec(command, options);
   }
 
   /** Streams the file chunk by chunk, waiting while the server lags: memory stays small for any size. */
@@ -237,7 +253,7 @@ export class RemoteVm implements VmLike {
    * the end (a failed download leaves nothing). All-zero chunks are skipped, so a sparse file
    * stays sparse. While writes lag, the server is not read from: memory stays small.
    */
-  async download(guestPath: string, hostPath: string): Promise<{ size: number }> {
+  async download(guestPath: string, hostPath: string): Promise<RemoteDownloadReport> {
     await mkdir(dirname(hostPath), { recursive: true });
     const part = join(dirname(hostPath), `.${basename(hostPath)}.gvmi-part-${randomBytes(6).toString('hex')}`);
     const handle = await open(part, 'wx', 0o600);
@@ -268,13 +284,13 @@ export class RemoteVm implements VmLike {
         await unlink(part);
         await unlink(hostPath).catch(() => {});
         await symlink(m.symlink, hostPath);
-        return { size: 0 };
+        return { files: 0, symlinks: 1, skipped: [], size: 0 };
       }
       await handle.truncate(m.size); // the holes at the end, if any
       await handle.close();
       await chmod(part, m.mode);
       await rename(part, hostPath);
-      return { size: m.size };
+      return { files: 1, symlinks: 0, skipped: [], size: m.size };
     } catch (error) {
       await writing;
       await handle.close().catch(() => {});
@@ -300,20 +316,25 @@ export class RemoteVm implements VmLike {
   }
 
   diagnose(result: ExecResult): Promise<Finding[]> {
-    return diagnoseResult(this, result, !this.stopped);
+    return this.processes.diagnose(result);
   }
 
   shadowingFinding(): Finding | undefined {
     return shadowingFinding(this.info.shadowed);
   }
 
-  /** Kills this connection's processes. Volumes belong to the server's VM and are left alone. */
-  async reset(): Promise<void> {
-    await Promise.all([...this.processes.values()].map((p) => p.kill('SIGKILL').catch(() => {})));
+  /** Kills this connection's processes (and waits for them). Volumes are the served VM's: left alone. */
+  async killProcesses(): Promise<void> {
+    await this.processes.killAll();
   }
 
-  /** Disconnects (this connection's processes are killed); the served VM keeps running. */
-  async stop(): Promise<void> {
+  /** @deprecated killProcesses(): this kills processes only, a StartedVm's reset() empties volumes too. */
+  reset(): Promise<void> {
+    return this.killProcesses();
+  }
+
+  /** Closes this connection (the server kills its processes); the served VM runs on. */
+  async disconnect(): Promise<void> {
     if (this.ws.readyState === WebSocket.CLOSED) return;
     const closed = new Promise<void>((r) => this.ws.once('close', () => r()));
     this.ws.close(1000);
@@ -323,11 +344,16 @@ export class RemoteVm implements VmLike {
   /** Stops the served VM itself (for every client). */
   async shutdown(): Promise<void> {
     await this.request({ op: 'stop', id: this.id() }).catch(() => {});
-    await this.stop();
+    await this.disconnect();
+  }
+
+  /** @deprecated disconnect(): a served VM is not stopped by it (shutdown() stops it). */
+  stop(): Promise<void> {
+    return this.disconnect();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
-    await this.stop();
+    await this.disconnect();
   }
 }
 

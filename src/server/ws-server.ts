@@ -1,7 +1,8 @@
 /**
- * Serves a started VM over WebSocket (`gvmi-test serve`): any number of clients, each running
- * processes and moving files concurrently. A client that disconnects loses its processes (they
- * are killed), never the VM. Access needs the random token in the URL.
+ * Serves a VM over WebSocket (`gvmi-test serve`): any number of clients, each running processes
+ * and moving files concurrently. A client that disconnects loses its processes (they are
+ * killed), never the VM. Access needs the random token in the URL. The VM is any VmLike: one
+ * started here, or one served elsewhere (a RemoteVm) passed on.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage } from 'node:http';
@@ -13,7 +14,7 @@ import { pino } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { GvmiTestError } from '../errors.js';
 import type { GuestProcess } from '../vm/guest-process.js';
-import type { StartedVm } from '../vm/started-vm.js';
+import type { VmLike } from '../vm/vm-like.js';
 import { locateInVolumes } from '../vm/transfer.js';
 import { sendPaced } from './paced-send.js';
 import { DOWNLOAD_CHUNK_BYTES, MAX_FRAME_BYTES, validateClientMessage, type ClientMessage, type ServerMessage } from './ws-protocol.js';
@@ -80,7 +81,7 @@ class Connection {
 
   constructor(
     private readonly ws: WebSocket,
-    private readonly vm: StartedVm,
+    private readonly vm: VmLike,
     private readonly scratch: string,
     private readonly logger: Logger,
     private readonly onStop: () => Promise<void>,
@@ -324,7 +325,8 @@ class Connection {
   }
 }
 
-export async function serveVm(vm: StartedVm, options: ServeOptions = {}): Promise<VmServer> {
+/** Serves `vm`; a client's `stop` ends it (a StartedVm is stopped, a RemoteVm disconnected). */
+export async function serveVm(vm: VmLike, options: ServeOptions = {}): Promise<VmServer> {
   const host = options.host ?? '127.0.0.1';
   const token = options.token ?? randomBytes(24).toString('base64url');
   const logger = options.logger ?? pino({ level: 'silent' });
@@ -368,7 +370,7 @@ export async function serveVm(vm: StartedVm, options: ServeOptions = {}): Promis
   const onStop = async (): Promise<void> => {
     for (const c of connections) c.send({ event: 'stopping' });
     await close();
-    await vm.stop();
+    await vm[Symbol.asyncDispose]();
     stopResolve();
   };
 

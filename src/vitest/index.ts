@@ -13,7 +13,7 @@ declare module 'vitest' {
   interface Matchers<T = any> extends GvmiMatchers<T> {}
 }
 
-export { vmTest, describeWithVm, type VmFixtureOptions, type DescribeWithVmOptions, type VmReset } from './fixture.js';
+export { vmTest, describeWithVm, type VmFixtureOptions, type RemoteVmFixtureOptions, type DescribeWithVmOptions, type DescribeWithRemoteVmOptions, type VmReset } from './fixture.js';
 export { forEachRuntime } from './runtimes.js';
 export { RUNTIME_PROFILES, type RuntimeProfile } from '../runtime-profile.js';
 export { vmTimeout, timeoutScale } from './timeouts.js';

@@ -4,7 +4,7 @@
  * and the console tail.
  */
 import type { ExecResult } from '../vm/guest-process.js';
-import { vmOfResult } from '../vm/started-vm.js';
+import { vmOfResult } from '../vm/vm-like.js';
 import type { VmLike } from '../vm/vm-like.js';
 import { formatFinding } from '../diagnostics/finding.js';
 import { mentionsEnospc } from '../diagnostics/run-findings.js';

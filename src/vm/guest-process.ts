@@ -1,32 +1,25 @@
 /**
  * A process running in the guest: live output as events and as an async iterable, stdin, signals,
- * and the final result. Created by StartedVm.spawn.
+ * and the final result. Created by the process layer (process-runner.ts); the link to the guest
+ * feeds it through its sink (process-transport.ts).
+ *
+ * Events wait for their first listener, the one place where output order is kept: the caller
+ * gets this object only once spawn() has settled, and by then the guest may have sent output and
+ * even the exit (they can come in the same read as the answer that started the process). So
+ * nothing is emitted until a listener for 'stdout', 'stderr' or 'exit' is attached; once the code
+ * attaching it has run to its end (one microtask, no timer), everything held is emitted in the
+ * order it came, and later events as they come. Listeners attached later get only what comes
+ * after. Waiting for the result first says no listener is coming: what is held is let go. At most
+ * HOLD_LIMIT_BYTES of output are held.
  */
 import { EventEmitter } from 'node:events';
-import { constants } from 'node:os';
 import { GvmiTestError } from '../errors.js';
-import { ExitKind } from '../agent/protocol.js';
+import { signalNumber } from '../signals.js';
+import type { ExecResult } from './exec-result.js';
+import type { ProcessControl, ProcessSink } from './process-transport.js';
 
-export interface ExecResult {
-  command: string[];
-  /** The exit status, or null when a signal ended the process. */
-  exitCode: number | null;
-  /** The signal's name (e.g. "SIGKILL") when one ended the process. */
-  signal: string | null;
-  stdout: string;
-  stderr: string;
-  stdoutBytes: number;
-  stderrBytes: number;
-  /** More output came than `maxBuffer` keeps; the byte counts are still exact. */
-  truncated: boolean;
-  durationMs: number;
-  timedOut: boolean;
-  /**
-   * Set when the process could not start (a missing program, interpreter or working directory):
-   * its exit code is then 9, all a provider's requestor would see; this says what really failed.
-   */
-  execFailure: { step: string; errno: number; errnoName: string; cwd: string } | null;
-}
+export { signalName, signalNumber } from '../signals.js';
+export type { ExecFailure, ExecResult } from './exec-result.js';
 
 export interface OutputChunk {
   stream: 'stdout' | 'stderr';
@@ -39,29 +32,30 @@ export interface GuestProcessEvents {
   exit: [result: ExecResult];
 }
 
-const SIGNAL_NAMES = new Map<number, string>(Object.entries(constants.signals).map(([name, n]) => [n, name]));
+/** Output held for listeners not attached yet, at most. */
+export const HOLD_LIMIT_BYTES = 1024 * 1024;
 
-export function signalName(n: number): string {
-  return SIGNAL_NAMES.get(n) ?? `SIG${n}`;
+/** The process and the handles its creator keeps: the sink for the link, and its start. */
+export interface GuestProcessWiring {
+  process: GuestProcess;
+  sink: ProcessSink;
+  /** The guest accepted it: its id and controls. */
+  started(id: bigint, control: ProcessControl): void;
+  /** The process layer killed it at its deadline. */
+  timedOut(): void;
 }
 
-export function signalNumber(name: string | number): number {
-  if (typeof name === 'number') return name;
-  const n = (constants.signals as Record<string, number>)[name.startsWith('SIG') ? name : `SIG${name}`];
-  if (n === undefined) throw new GvmiTestError('usage', `unknown signal ${name}`);
-  return n;
-}
-
-export interface GuestProcessControl {
-  signal(signo: number): Promise<void>;
-  putInput(data: Buffer, eof: boolean): Promise<void>;
-  resize?(rows: number, cols: number): Promise<void>;
-}
+const NOT_STARTED: ProcessControl = {
+  signal: async () => { throw new GvmiTestError('usage', 'the process has not started'); },
+  putInput: async () => { throw new GvmiTestError('usage', 'the process has not started'); },
+};
 
 export class GuestProcess extends EventEmitter<GuestProcessEvents> {
   readonly result: Promise<ExecResult>;
   private resolveResult!: (r: ExecResult) => void;
   private rejectResult!: (e: Error) => void;
+  private processId = 0n;
+  private control: ProcessControl = NOT_STARTED;
   private readonly out: Buffer[] = [];
   private readonly err: Buffer[] = [];
   private stdoutBytes = 0;
@@ -70,16 +64,36 @@ export class GuestProcess extends EventEmitter<GuestProcessEvents> {
   private truncated = false;
   private readonly started = performance.now();
   private finished = false;
-  timedOut = false;
+  private killedAtDeadline = false;
   private readonly queue: OutputChunk[] = [];
   private wake: (() => void) | undefined;
   private failure: Error | undefined;
   private execFailure: ExecResult['execFailure'] = null;
+  /** Events waiting for their first listener; undefined once let go. */
+  private held: (() => void)[] | undefined = [];
+  private heldBytes = 0;
 
-  constructor(
-    readonly id: bigint,
+  /** A process, its sink and its start (used by the process layer). */
+  static create(command: string[], maxBuffer: number, iterate: boolean): GuestProcessWiring {
+    const process = new GuestProcess(command, maxBuffer, iterate);
+    return {
+      process,
+      sink: {
+        output: (stream, data) => process.onOutput(stream, data),
+        execFailed: (failure) => { process.execFailure = failure; },
+        exited: (exit) => process.onExit(exit),
+        lost: (error) => process.onLost(error),
+      },
+      started: (id, control) => {
+        process.processId = id;
+        process.control = control;
+      },
+      timedOut: () => { process.killedAtDeadline = true; },
+    };
+  }
+
+  private constructor(
     readonly command: string[],
-    private readonly control: GuestProcessControl,
     private readonly maxBuffer: number,
     private readonly iterate: boolean,
   ) {
@@ -89,39 +103,43 @@ export class GuestProcess extends EventEmitter<GuestProcessEvents> {
       this.rejectResult = reject;
     });
     this.result.catch(() => {}); // observed through wait(); never an unhandled rejection
-    this.holdOneTurn();
+    (this as EventEmitter).on('newListener', (event: string | symbol) => {
+      if (this.held && (event === 'stdout' || event === 'stderr' || event === 'exit')) queueMicrotask(() => this.letGo());
+    });
+  }
+
+  /** The guest's id for the process (0 for a served VM's). */
+  get id(): bigint {
+    return this.processId;
   }
 
   get done(): boolean {
     return this.finished;
   }
 
-  /**
-   * Output that arrives before the caller had a turn to attach listeners (the RUN_PROCESS reply,
-   * the output and the death of a short process can come in one read) is held, then delivered,
-   * in order, on the next turn of the event loop; so is the exit. Bounded: one turn's worth.
-   */
-  private held: (() => void)[] | undefined;
-
-  /** @internal hold events until the caller's next turn (see `held`). */
-  holdOneTurn(): void {
-    if (this.held) return;
-    this.held = [];
-    setImmediate(() => {
-      const held = this.held ?? [];
-      this.held = undefined;
-      for (const deliver of held) deliver();
-    });
+  /** Set when the process was killed at its deadline (timeoutMs). */
+  get timedOut(): boolean {
+    return this.killedAtDeadline;
   }
 
-  private deliver(fn: () => void): void {
-    if (this.held) this.held.push(fn);
-    else fn();
+  /** Emits what is held, in order; from now on events are emitted as they come. */
+  private letGo(): void {
+    const held = this.held;
+    this.held = undefined;
+    for (const emit of held ?? []) emit();
   }
 
-  /** @internal called by StartedVm as output arrives */
-  pushOutput(fd: number, data: Buffer): void {
-    const stream = fd === 2 ? 'stderr' : 'stdout';
+  private deliver(emit: () => void, bytes = 0): void {
+    if (!this.held) {
+      emit();
+      return;
+    }
+    if (bytes > 0 && this.heldBytes + bytes > HOLD_LIMIT_BYTES) return;
+    this.heldBytes += bytes;
+    this.held.push(emit);
+  }
+
+  private onOutput(stream: 'stdout' | 'stderr', data: Buffer): void {
     if (stream === 'stdout') this.stdoutBytes += data.length;
     else this.stderrBytes += data.length;
     if (this.kept + data.length <= this.maxBuffer) {
@@ -134,43 +152,32 @@ export class GuestProcess extends EventEmitter<GuestProcessEvents> {
       this.queue.push({ stream, data });
       this.wake?.();
     }
-    this.deliver(() => this.emit(stream, data));
+    this.deliver(() => this.emit(stream, data), data.length);
   }
 
-  /** @internal called by StartedVm on NOTIFY_EXEC_FAILED (before the process's death) */
-  setExecFailure(failure: NonNullable<ExecResult['execFailure']>): void {
-    this.execFailure = failure;
-  }
-
-  /** @internal called by StartedVm on NOTIFY_PROCESS_DIED */
-  finish(status: number, kind: number): void {
+  private onExit(exit: { exitCode: number | null; signal: string | null; timedOut?: boolean }): void {
     if (this.finished) return;
     this.finished = true;
-    this.deliver(() => this.settle(status, kind));
-  }
-
-  private settle(status: number, kind: number): void {
-    const killed = kind !== ExitKind.EXITED;
+    if (exit.timedOut) this.killedAtDeadline = true;
     const result: ExecResult = {
       command: this.command,
-      exitCode: killed ? null : status,
-      signal: killed ? signalName(status) : null,
+      exitCode: exit.exitCode,
+      signal: exit.signal,
       stdout: Buffer.concat(this.out).toString('utf8'),
       stderr: Buffer.concat(this.err).toString('utf8'),
       stdoutBytes: this.stdoutBytes,
       stderrBytes: this.stderrBytes,
       truncated: this.truncated,
       durationMs: Math.round(performance.now() - this.started),
-      timedOut: this.timedOut,
+      timedOut: this.killedAtDeadline,
       execFailure: this.execFailure,
     };
-    this.emit('exit', result);
+    this.deliver(() => this.emit('exit', result));
     this.resolveResult(result);
     this.wake?.();
   }
 
-  /** @internal the VM went away under the process */
-  fail(error: Error): void {
+  private onLost(error: Error): void {
     if (this.finished) return;
     this.finished = true;
     this.failure = error;
@@ -178,7 +185,11 @@ export class GuestProcess extends EventEmitter<GuestProcessEvents> {
     this.wake?.();
   }
 
+  /** The result; called before any listener is attached, it lets go of the events held for them. */
   wait(): Promise<ExecResult> {
+    if (this.held && this.listenerCount('stdout') + this.listenerCount('stderr') + this.listenerCount('exit') === 0) {
+      this.held = undefined;
+    }
     return this.result;
   }
 

@@ -24,13 +24,13 @@ import { splitPath } from '../image/scoped-path.js';
 import { PinnedDir, PinnedEntry, UnsafeEntryError } from '../pinned-dir.js';
 import type { VolumeMount } from './volumes.js';
 
-export interface Located {
-  mount: VolumeMount;
+export interface Located<M extends { guestPath: string } = VolumeMount> {
+  mount: M;
   /** Path relative to the volume root ('' for the root itself). */
   relative: string;
 }
 
-export function locateInVolumes(mounts: readonly VolumeMount[], guestPath: string): Located {
+export function locateInVolumes<M extends { guestPath: string } = VolumeMount>(mounts: readonly M[], guestPath: string): Located<M> {
   if (!guestPath.startsWith('/')) {
     throw new GvmiTestError('transfer.not-in-volume', `${guestPath}: guest paths must be absolute`);
   }

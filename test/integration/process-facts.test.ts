@@ -26,9 +26,9 @@ function client(v: StartedVm): AgentClient {
 
 /** A RUN_PROCESS built by hand; resolves with the new id or rejects with the agent's errno. */
 async function rawRun(v: StartedVm, build: (w: RequestWriter) => void): Promise<bigint> {
-  const reply = await client(v).request(MsgType.RUN_PROCESS, build, 'raw run', undefined, true);
+  // Started without a listener: its notifications come as the client's events ('died').
+  const reply = await client(v).request(MsgType.RUN_PROCESS, build, 'raw run');
   if (reply.type !== 'ok-u64') throw new Error(`unexpected ${reply.type}`);
-  client(v).claimProcess(reply.value);
   return reply.value;
 }
 

@@ -10,6 +10,7 @@ import { execa, type ResultPromise } from 'execa';
 import { WebSocket } from 'ws';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { connectVm, type RemoteVm } from '../../src/server/ws-client.js';
+import { serveVm } from '../../src/server/ws-server.js';
 import '../../src/vitest/index.js';
 
 const cli = resolve('dist/cli/main.js');
@@ -108,6 +109,20 @@ describe('gvmi-test serve', () => {
     await expect(vm).toShadow('/golem/input/baked.txt');
   });
 
+  it('serveVm serves any VmLike: a connection to a served VM passed on; exec.timeout through both', async () => {
+    const upstream = await connectVm(url);
+    const relay = await serveVm(upstream);
+    try {
+      await using vm = await connectVm(relay.url);
+      expect(await vm.exec('echo relayed; exit 4')).toMatchObject({ stdout: 'relayed\n', exitCode: 4 });
+      await expect(vm.exec('sleep 30', { timeoutMs: 300 })).rejects.toMatchObject({ code: 'exec.timeout', details: { result: { timedOut: true, signal: 'SIGKILL' } } });
+      await expect(vm.spawn('true', { pty: { rows: 24, cols: 80 } })).rejects.toMatchObject({ code: 'usage' });
+    } finally {
+      await relay.close();
+      await upstream.disconnect();
+    }
+  });
+
   it('transfers outside volumes and path traversal are refused', async () => {
     await using vm = await connectVm(url);
     await writeFile(join(dir, 'x'), 'x');
@@ -201,7 +216,7 @@ describe('gvmi-test serve', () => {
     await using vm = await connectVm(url);
     expect(await vm.exec(`truncate -s ${size} /golem/output/sparse && printf GVMI-MARKER | dd of=/golem/output/sparse bs=1 seek=${markerAt} conv=notrunc 2>/dev/null`)).toSucceed();
     const target = join(dir, 'sparse');
-    expect(await vm.download('/golem/output/sparse', target)).toEqual({ size });
+    expect(await vm.download('/golem/output/sparse', target)).toEqual({ files: 1, symlinks: 0, skipped: [], size });
     // VmHWM: the most memory the serving process ever held, boot included
     const status = await readFile(`/proc/${server.pid}/status`, 'utf8');
     const peakBytes = Number(/VmHWM:\s+(\d+) kB/.exec(status)![1]) * 1024;
@@ -260,7 +275,7 @@ describe('a server with a small transfer cap and a URL file', () => {
     ws!.close();
     await expect(vm.download('/golem/output/big', join(dir, 'big'))).rejects.toMatchObject({ code: 'transfer.too-large' });
     expect(await vm.exec('head -c 1048576 /dev/zero > /golem/output/big')).toSucceed(); // the cap itself is allowed
-    expect(await vm.download('/golem/output/big', join(dir, 'big'))).toEqual({ size: 1048576 });
+    expect(await vm.download('/golem/output/big', join(dir, 'big'))).toEqual({ files: 1, symlinks: 0, skipped: [], size: 1048576 });
   });
 
   it('an upload that goes past the cap is refused and dropped, and the connection stays up', async () => {

@@ -5,8 +5,10 @@
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
-import { afterAll, describe, expect, inject } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject } from 'vitest';
+import { RemoteVm, serveVm, startVm, type StartedVm, type VmServer } from '../../src/index.js';
 import { vmTest } from '../../src/vitest/index.js';
+import type { GuestProcess } from '../../src/vm/guest-process.js';
 
 const it = vmTest({ image: inject('tinyImage'), scope: 'file', reset: 'volumes' });
 
@@ -22,6 +24,36 @@ describe('vmTest fixture (scope file, reset volumes)', () => {
     expect(vm).toBe(firstVm);
     await expect(vm).not.toHaveFile('/golem/output/x');
     await expect(vm).toShadow('/golem/input/baked.txt');
+  });
+});
+
+describe('vmTest fixture with a served VM (connect, scope file, reset processes)', () => {
+  let served: StartedVm | undefined;
+  let server: VmServer | undefined;
+  beforeAll(async () => {
+    served = await startVm({ image: inject('tinyImage') });
+    server = await serveVm(served);
+  }, 120_000);
+  afterAll(async () => {
+    await server?.close();
+    await served?.stop();
+  });
+  const remote = vmTest({ connect: () => server!.url, scope: 'file', reset: 'processes' });
+  let first: unknown;
+  let leftRunning: GuestProcess | undefined;
+
+  remote('runs commands in the served VM, matchers included', async ({ vm }) => {
+    first = vm;
+    expect(vm).toBeInstanceOf(RemoteVm);
+    await vm.exec('echo from-the-fixture > /golem/output/y');
+    await expect(vm).toHaveFile('/golem/output/y', 'from-the-fixture');
+    leftRunning = await vm.spawn('sleep 1000');
+  });
+
+  remote('reuses the connection, with the process the last test left running killed', async ({ vm }) => {
+    expect(vm).toBe(first);
+    await expect(leftRunning!.wait()).resolves.toMatchObject({ signal: 'SIGKILL' });
+    expect((await vm.exec('echo again')).stdout).toBe('again\n');
   });
 });
 

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { GvmiTestError } from '../../errors.js';
-import { signalNumber } from '../../vm/guest-process.js';
+import { execTimeoutError } from '../../vm/process-runner.js';
+import { shellStatus } from '../../signals.js';
 import { ExitStatus } from '../exit-codes.js';
 import { guestArgv, optionsEndAtGuestCommand } from '../guest-command.js';
 import type { CliIo } from '../io.js';
@@ -46,8 +47,8 @@ export function registerExec(program: Command, io: CliIo): void {
         // Ctrl-C goes to the command, as to a local one: exec ends when the command does.
         const restore = divertSignals(['SIGINT'], () => void p.kill('SIGINT').catch(() => {}));
         const r = await p.wait().finally(restore);
-        if (r.timedOut) throw new GvmiTestError('exec.timeout', `${command.join(' ')}: still running after ${flags.timeout} s, killed`);
-        const status = r.exitCode ?? 128 + signalNumber(r.signal ?? 'SIGKILL');
+        if (r.timedOut) throw execTimeoutError(command, `${flags.timeout} s`);
+        const status = shellStatus(r);
         if (status !== 0) throw new ExitStatus(status);
       } finally {
         unregister();

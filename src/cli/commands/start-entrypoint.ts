@@ -8,7 +8,7 @@
 import type { Command } from 'commander';
 import { formatFinding } from '../../diagnostics/finding.js';
 import { extraVolumeFinding } from '../../diagnostics/run-findings.js';
-import { signalNumber } from '../../vm/guest-process.js';
+import { shellStatus } from '../../signals.js';
 import { ExitStatus } from '../exit-codes.js';
 import { writeLine, type CliIo } from '../io.js';
 import { addVmOptions, runtimeFromFlags, startVmFromFlags, type VmFlags } from '../vm-options.js';
@@ -37,7 +37,7 @@ export function registerStartEntrypoint(program: Command, io: CliIo): void {
         for (const f of await vm.diagnose(result)) writeLine(io.stderr, `gvmi-test: ${formatFinding(f)}`);
         writeLine(io.stderr, 'gvmi-test: the entrypoint exited; on a provider the VM runs on until the requestor stops the activity');
       }
-      const status = result.exitCode ?? 128 + signalNumber(result.signal ?? 'SIGKILL');
+      const status = shellStatus(result);
       if (status !== 0) throw new ExitStatus(status);
     });
 }
