@@ -52,6 +52,8 @@ interface VmSource<V extends VmLike> {
   open(): Promise<V>;
   /** The VM to use after `how` (a new one after a reboot). */
   reset(vm: V, how: VmReset): Promise<V>;
+  /** Done with it: a VM started here is stopped, a connection closed (the served VM runs on). */
+  end(vm: V): Promise<void>;
 }
 
 function localSource(options: StartVmOptions): VmSource<StartedVm> {
@@ -68,6 +70,7 @@ function localSource(options: StartVmOptions): VmSource<StartedVm> {
       }
       return vm;
     },
+    end: (vm) => vm.stop(),
   };
 }
 
@@ -79,6 +82,7 @@ function remoteSource(url: string | (() => string)): VmSource<RemoteVm> {
       else if (how !== 'none') throw new GvmiTestError('usage', `reset '${how}' needs a VM started by the fixture; a served VM can only have its processes killed (reset: 'processes')`);
       return vm;
     },
+    end: (vm) => vm.disconnect(),
   };
 }
 
@@ -108,7 +112,7 @@ export function vmTest(options: VmFixtureOptions | RemoteVmFixtureOptions): unkn
         try {
           await use(vm);
         } finally {
-          await vm[Symbol.asyncDispose]();
+          await source.end(vm);
         }
       },
     });
@@ -122,7 +126,8 @@ export function vmTest(options: VmFixtureOptions | RemoteVmFixtureOptions): unkn
     const vm = current;
     current = undefined;
     used = false;
-    await (await vm?.catch(() => undefined))?.[Symbol.asyncDispose]();
+    const ended = await vm?.catch(() => undefined);
+    if (ended) await source.end(ended);
   }, vmTimeout(BOOT_TIMEOUT_KVM_MS));
   return test.extend<{ vm: VmLike }>({
     // eslint-disable-next-line no-empty-pattern
@@ -165,7 +170,7 @@ export function describeWithVm(name: string, options: DescribeWithVmOptions | De
       vm = await source.open();
     }, vmTimeout(BOOT_TIMEOUT_KVM_MS));
     afterAll(async () => {
-      await vm?.[Symbol.asyncDispose]();
+      if (vm) await source.end(vm);
     }, vmTimeout(BOOT_TIMEOUT_KVM_MS));
     if (reset !== 'none') {
       beforeEach(async () => {
