@@ -10,7 +10,7 @@ export type { ContainerConfig, ImageMetadata } from './image/container-config.js
 export type { Finding, FindingCode } from './diagnostics/finding.js';
 export { detectAccelerator, type Accelerator, type AcceleratorChoice } from './qemu/accelerator.js';
 export { serveVm, type ServeOptions, type VmServer } from './server/ws-server.js';
-export { connectVm, RemoteVm } from './server/ws-client.js';
+export { connectVm, RemoteVm, type RemoteDownloadReport } from './server/ws-client.js';
 export type { VmLike, VmLikeInfo } from './vm/vm-like.js';
 export type { ClientMessage, ServerMessage } from './server/ws-protocol.js';
 export { RUNTIME_PROFILES, DEFAULT_RUNTIME_PROFILE, RUNTIME_PROFILE_SUMMARY, parseRuntimeProfile, type RuntimeProfile } from './runtime-profile.js';
