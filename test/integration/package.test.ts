@@ -9,9 +9,11 @@ import { homedir, tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanEnv, installPackage, packPackage, type PackedPackage } from '../helpers/packed-package.js';
+import { cleanEnv, installPackage, sharedPackedPackage, type PackedPackage } from '../helpers/packed-package.js';
 
 let packed: PackedPackage;
+/** This file's own: the unpacked tarball, the project, its cache (the tarball is shared). */
+let work: string;
 let unpacked: string;
 let project: string;
 let cache: string;
@@ -34,18 +36,20 @@ function stringsIn(value: unknown): string[] {
 }
 
 beforeAll(async () => {
-  packed = await packPackage();
-  unpacked = join(packed.dir, 'unpacked');
+  packed = await sharedPackedPackage();
+  work = await mkdtemp(join(tmpdir(), 'gvmi-package-test-'));
+  unpacked = join(work, 'unpacked');
   await execa('mkdir', ['-p', unpacked]);
   await execa('tar', ['-xzf', packed.tarball, '-C', unpacked]);
   // A cache of its own: the runtime must come out of the package, not from an earlier run.
-  cache = join(packed.dir, 'cache');
-  project = await installPackage(packed.tarball, packed.dir);
+  cache = join(work, 'cache');
+  project = await installPackage(packed.tarball, work);
 }, 600_000);
 
 const elsewhere: string[] = [];
 afterAll(async () => {
-  for (const dir of [packed?.dir, ...elsewhere]) if (dir) await rm(dir, { recursive: true, force: true });
+  // The shared pack stays for the other test files that use it.
+  for (const dir of [work, ...elsewhere]) if (dir) await rm(dir, { recursive: true, force: true });
 });
 
 describe('the packed tarball', () => {
@@ -73,7 +77,7 @@ describe('the packed tarball', () => {
 
   it('no shipped JSON holds an absolute path, and no shipped text names where it was packed or the cache', async () => {
     const pkg = join(unpacked, 'package');
-    const forbidden = [packed.packedFrom, packed.dir, resolve(import.meta.dirname, '..', '..'), join(homedir(), '.cache'), '/root/'];
+    const forbidden = [packed.packedFrom, packed.dir, work, resolve(import.meta.dirname, '..', '..'), join(homedir(), '.cache'), '/root/'];
     for (const file of await walk(pkg)) {
       if (file.endsWith('.br')) continue;
       const text = await readFile(file, 'utf8');
@@ -107,7 +111,7 @@ describe('installed in a project outside the repository', () => {
 
   it("doctor's fixes name npx gvmi-test setup there, not make", async () => {
     // A PATH with node but no QEMU and no squashfs-tools.
-    const bin = await mkdtemp(join(packed.dir, 'bin-'));
+    const bin = await mkdtemp(join(work, 'bin-'));
     await symlink(process.execPath, join(bin, 'node'));
     const r = await execa(process.execPath, [join(project, 'node_modules/gvmi-test/dist/cli/main.js'), 'doctor', '--json'], { cwd: project, env: { ...env(), PATH: bin }, reject: false });
     expect(r.exitCode).toBe(69);
