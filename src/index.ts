@@ -15,3 +15,8 @@ export type { VmLike, VmLikeInfo } from './vm/vm-like.js';
 export type { ClientMessage, ServerMessage } from './server/ws-protocol.js';
 export { RUNTIME_PROFILES, DEFAULT_RUNTIME_PROFILE, RUNTIME_PROFILE_SUMMARY, parseRuntimeProfile, type RuntimeProfile } from './runtime-profile.js';
 export { compareRuntimeRuns, type RuntimeRun, type RuntimeComparison } from './diagnostics/runtime-comparison.js';
+export { startNetwork, VpnNetwork, DEFAULT_VPN_NETWORK, type StartNetworkOptions, type Forward } from './network/vpn-network.js';
+export type { VmNetworkOptions } from './network/vm-networking.js';
+export type { OutboundOptions } from './network/outbound-access.js';
+export { parseManifest, readManifest, type OutboundWhitelist } from './network/outbound-manifest.js';
+export type { Refusal as OutboundRefusal } from './network/outbound-filter.js';

@@ -15,6 +15,7 @@ declare module 'vitest' {
 
 export { vmTest, describeWithVm, type VmFixtureOptions, type RemoteVmFixtureOptions, type DescribeWithVmOptions, type DescribeWithRemoteVmOptions, type VmReset } from './fixture.js';
 export { forEachRuntime } from './runtimes.js';
+export { describeWithCluster, type Cluster, type ClusterNodeOptions, type DescribeWithClusterOptions } from './cluster.js';
 export { RUNTIME_PROFILES, type RuntimeProfile } from '../runtime-profile.js';
 export { vmTimeout, timeoutScale } from './timeouts.js';
 export { gvmiMatchers, describeResult, type GvmiMatchers } from './matchers.js';

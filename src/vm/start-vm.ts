@@ -8,6 +8,7 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { GvmiTestError } from '../errors.js';
+import { prepareVmNetworking, type VmNetworkOptions } from '../network/vm-networking.js';
 import { silentLogger } from '../logger.js';
 import type { AcceleratorChoice } from '../qemu/accelerator.js';
 import { saveVmState } from '../qemu/migration.js';
@@ -15,13 +16,14 @@ import type { RuntimeProfile } from '../runtime-profile.js';
 import { snapshotsWanted } from '../snapshot/snapshot-settings.js';
 import { launchQemu, refreshGuest, type LaunchedQemu } from './launch-qemu.js';
 import { validateResources } from './resource-limits.js';
+import { runtimeProfileOrEnv } from './runtime-env.js';
 import { ResourceStack } from './resource-stack.js';
 import { startWithSnapshots, type SnapshotLauncher } from './snapshot-policy.js';
 import { StartedVm } from './started-vm.js';
 import { resolveVmHost, type VmHost } from './vm-host.js';
 import { planVm, type VmPlan } from './vm-plan.js';
 
-export interface StartVmOptions {
+export interface StartVmOptions extends VmNetworkOptions {
   image: string;
   /** Guest path -> host directory. Image VOLUMEs not listed get a fresh empty temporary directory. */
   volumes?: Record<string, string>;
@@ -66,7 +68,10 @@ export async function startVm(options: StartVmOptions): Promise<StartedVm> {
   logger.debug({ accelerator: host.accelerator }, 'accelerator chosen');
   const resources = new ResourceStack();
   try {
-    const plan = await planVm(host, options, resources);
+    // The provider's NICs and what joins them (networks: src/network/), released after QEMU.
+    const networking = await prepareVmNetworking(runtimeProfileOrEnv(options.runtimeVersion), options);
+    resources.defer(() => networking.close());
+    const plan = await planVm(host, { ...options, nics: { launch: networking.nics, key: networking.keyNics } }, resources);
     const { launched, snapshot } = await startWithSnapshots({
       key: plan.snapshotKey,
       launcher: qemuLauncher(host, plan, resources, logger, options.signal),
@@ -76,15 +81,21 @@ export async function startVm(options: StartVmOptions): Promise<StartedVm> {
     });
     // Sent back to back: the agent mounts them in order, and no round trip waits on another.
     await Promise.all(plan.mounts.map((m) => launched.client.mountVolume(m.tag, m.guestPath)));
+    // As the runtime joins the requestor's network and outbound access: after start, before the
+    // first command (lib.rs join_network).
+    await networking.join(launched.client);
     plan.started();
     return new StartedVm({
       qemu: launched,
       resources: resources.move(),
       logger,
       volumes: plan.mounts,
+      networking,
       info: {
         image: host.imagePath, metadata: host.image.metadata, accelerator: host.accelerator, memoryMiB: plan.memoryMiB, cpus: plan.cpus,
         bootMs: Math.round(performance.now() - started), consoleLog: plan.consoleLog, shadowed: await plan.shadowed, snapshot, runtimeVersion: plan.runtime,
+        ...(networking.ip ? { network: { ip: networking.ip, ...(options.network ? { cidr: options.network.ip } : {}) } } : {}),
+        ...(networking.outbound ? { outbound: true } : {}),
       },
       ...(options.env ? { env: options.env } : {}),
       ...(options.signal ? { signal: options.signal } : {}),

@@ -12,6 +12,8 @@ import type { ImageMetadata } from '../image/container-config.js';
 import type { Accelerator } from '../qemu/accelerator.js';
 import type { RuntimeProfile } from '../runtime-profile.js';
 import type { Finding } from '../diagnostics/finding.js';
+import type { Refusal } from '../network/outbound-filter.js';
+import type { VmNetworking } from '../network/vm-networking.js';
 import { shadowingFinding } from '../diagnostics/run-findings.js';
 import { AgentTransport, type ConsoleStart } from './agent-transport.js';
 import { consoleTail, readConsole } from './console-log.js';
@@ -47,6 +49,10 @@ export interface VmInfo {
   snapshot: SnapshotUse;
   /** The provider runtime this VM reproduces (what differs: runtime-profile.ts). */
   runtimeVersion: RuntimeProfile;
+  /** Its place in a requestor network (startVm's `network`). */
+  network?: { ip: string; cidr?: string };
+  /** Outbound access was granted (startVm's `outbound`): refusals in outboundRefusals(). */
+  outbound?: boolean;
 }
 
 export interface VmInternals {
@@ -57,6 +63,8 @@ export interface VmInternals {
   logger: Logger;
   volumes: VolumeMount[];
   info: VmInfo;
+  /** Its NICs' host side (networks, outbound access). */
+  networking?: VmNetworking;
   /** startVm's `env`: added to the image Env for every process (a provider has no such thing). */
   env?: Record<string, string>;
   /** startVm's signal: aborted once the VM runs, it stops the VM. */
@@ -197,6 +205,19 @@ export class StartedVm implements VmLike {
    */
   diagnose(result: ExecResult): Promise<Finding[]> {
     return this.processes.diagnose(result);
+  }
+
+  /**
+   * Outbound connections the manifest's whitelist refused so far, each with the URL that would
+   * allow it (a provider only logs them). Empty without outbound access.
+   */
+  outboundRefusals(): readonly Refusal[] {
+    return this.internals.networking?.refusals() ?? [];
+  }
+
+  /** Called for each outbound refusal as it happens (startVm's `outbound`). */
+  onOutboundRefused(listener: (refusal: Refusal) => void): void {
+    this.internals.networking?.outbound?.onRefused(listener);
   }
 
   /** A finding for the files this VM's volumes hide, if any. */

@@ -6,7 +6,7 @@
  */
 import { join } from 'node:path';
 import { dir as tempDir } from 'tmp-promise';
-import { buildQemuArgs, type QemuSpec } from '../qemu/qemu-args.js';
+import { buildQemuArgs, type NicDevice, type QemuSpec } from '../qemu/qemu-args.js';
 import type { RuntimeProfile } from '../runtime-profile.js';
 import { hostCpuIdentity, qemuIdentity, snapshotKey } from '../snapshot/snapshot-store.js';
 import { DEFAULT_MEMORY_MIB } from './resource-limits.js';
@@ -17,7 +17,7 @@ import type { VmHost } from './vm-host.js';
 import { planVolumes, type VolumeMount } from './volumes.js';
 
 /** What differs between two VMs of one configuration: left out of the snapshot key. */
-export type PerVmPaths = Pick<QemuSpec, 'agentSocket' | 'consoleLog' | 'image'> & { volumeHostPaths: readonly string[] };
+export type PerVmPaths = Pick<QemuSpec, 'agentSocket' | 'consoleLog' | 'image'> & { volumeHostPaths: readonly string[]; nics: readonly NicDevice[] };
 
 export interface VmPlanOptions {
   volumes?: Record<string, string>;
@@ -28,6 +28,8 @@ export interface VmPlanOptions {
   hostname?: string;
   bootTimeoutMs?: number;
   keepVolumes?: boolean;
+  /** The provider's NICs (src/network/vm-networking.ts): as launched, and with ports left out for the key. */
+  nics?: { launch: readonly NicDevice[]; key: readonly NicDevice[] };
 }
 
 export interface VmPlan {
@@ -79,6 +81,7 @@ export async function planVm(host: VmHost, options: VmPlanOptions, resources: Re
     consoleLog: paths.consoleLog,
     image: paths.image,
     volumes: planned.mounts.map((m, i) => ({ tag: m.tag, hostPath: paths.volumeHostPaths[i]! })),
+    ...(paths.nics.length ? { nics: paths.nics } : {}),
   });
 
   const key = host.digest
@@ -88,7 +91,7 @@ export async function planVm(host: VmHost, options: VmPlanOptions, resources: Re
       kernelHash: host.runtime.kernelHash,
       initHash: host.runtime.initHash,
       qemuIdentity: await qemuIdentity(host.qemuPath),
-      args: commandLine({ ...KEY_PLACEHOLDERS, volumeHostPaths: planned.mounts.map(() => KEY_PLACEHOLDERS.volume) }),
+      args: commandLine({ ...KEY_PLACEHOLDERS, volumeHostPaths: planned.mounts.map(() => KEY_PLACEHOLDERS.volume), nics: options.nics?.key ?? [] }),
     })
     : undefined;
 
@@ -100,7 +103,7 @@ export async function planVm(host: VmHost, options: VmPlanOptions, resources: Re
     memoryMiB,
     cpus,
     runtime,
-    qemuArgs: (agentSocket) => commandLine({ agentSocket, consoleLog, image: host.imagePath, volumeHostPaths: planned.mounts.map((m) => m.hostPath) }),
+    qemuArgs: (agentSocket) => commandLine({ agentSocket, consoleLog, image: host.imagePath, volumeHostPaths: planned.mounts.map((m) => m.hostPath), nics: options.nics?.launch ?? [] }),
     snapshotKey: key,
     timeouts: {
       bootMs,
