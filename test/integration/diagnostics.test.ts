@@ -3,44 +3,36 @@
  */
 import { resolve } from 'node:path';
 import { execa } from 'execa';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { startVm, type StartedVm } from '../../src/index.js';
+import { describe, expect, inject, it } from 'vitest';
+import { describeWithVm } from '../../src/vitest/index.js';
 
-let vm: StartedVm;
-beforeAll(async () => {
-  vm = await startVm({ image: inject('tinyImage') });
-});
-afterAll(async () => {
-  await vm?.stop();
-});
-
-describe('run-time findings', () => {
+describeWithVm('run-time findings', { image: inject('tinyImage'), testTimeoutMs: 12_000 }, (vm) => {
   it('overlay-full: names the overlay, the MB written, the largest files and the fix', async () => {
-    const r = await vm.exec('mkdir -p /data && dd if=/dev/zero of=/data/huge.bin bs=1M count=150');
-    const findings = await vm.diagnose(r);
+    const r = await vm().exec('mkdir -p /data && dd if=/dev/zero of=/data/huge.bin bs=1M count=150');
+    const findings = await vm().diagnose(r);
     const f = findings.find((x) => x.code === 'overlay-full');
     expect(f, JSON.stringify(findings)).toBeDefined();
     expect(f!.message).toMatch(/\/ is a 128 MiB RAM overlay on a provider; \d+\.\d MiB were written outside volumes/);
     expect(f!.paths?.[0]).toMatch(/^\/data\/huge\.bin \(\d+(\.\d)? MiB\)$/);
     expect(f!.fix).toContain('/golem/output');
-    await vm.exec('rm -rf /data');
+    await vm().exec('rm -rf /data');
   });
 
   it('a failing command with room to spare is not blamed on the overlay', async () => {
-    const findings = await vm.diagnose(await vm.exec('exit 1'));
+    const findings = await vm().diagnose(await vm().exec('exit 1'));
     expect(findings.map((f) => f.code)).toEqual([]);
   });
 
   it('output-truncated-on-provider: 64 KiB of stdout', async () => {
-    const r = await vm.exec('head -c 65536 /dev/zero | tr "\\0" a');
-    const f = (await vm.diagnose(r)).find((x) => x.code === 'output-truncated-on-provider');
+    const r = await vm().exec('head -c 65536 /dev/zero | tr "\\0" a');
+    const f = (await vm().diagnose(r)).find((x) => x.code === 'output-truncated-on-provider');
     expect(f).toBeDefined();
     expect(f!.message).toContain('stdout 65536 bytes');
     expect(f!.fix).toMatch(/write results to a file in a volume/);
   });
 
   it('shadowed-files: the baked file hidden by the volume is named at start', () => {
-    const f = vm.shadowingFinding();
+    const f = vm().shadowingFinding();
     expect(f?.code).toBe('shadowed-files');
     expect(f?.paths).toEqual(['/golem/input/baked.txt']);
     expect(f?.fix).toMatch(/move them out of the volume paths/);

@@ -5,16 +5,8 @@
 import { chmod, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { startVm, type StartedVm } from '../../src/index.js';
-
-let vm: StartedVm;
-beforeAll(async () => {
-  vm = await startVm({ image: inject('tinyImage') });
-});
-afterAll(async () => {
-  await vm?.stop();
-});
+import { expect, inject, it } from 'vitest';
+import { describeWithVm } from '../../src/vitest/index.js';
 
 /** A 96-byte i386 ELF executable: exit(42) through int 0x80. */
 function i386Exit42(): Buffer {
@@ -40,25 +32,25 @@ function i386Exit42(): Buffer {
   return b;
 }
 
-describe('guest kernel features', () => {
+describeWithVm('guest kernel features', { image: inject('tinyImage'), testTimeoutMs: 12_000 }, (vm) => {
   it('file systems: squashfs, overlay, tmpfs, 9p, ext4, fuse, devpts', async () => {
-    const fs = (await vm.exec('cat /proc/filesystems')).stdout;
+    const fs = (await vm().exec('cat /proc/filesystems')).stdout;
     for (const name of ['squashfs', 'overlay', 'tmpfs', '9p', 'ext4', 'fuse', 'devpts', 'devtmpfs']) expect(fs).toMatch(new RegExp(`\\b${name}\\n`));
   });
 
   it('namespaces, cgroups, keyrings, binfmt_misc, IPv6', async () => {
-    expect((await vm.exec('ls /proc/self/ns')).stdout.split('\n')).toEqual(expect.arrayContaining(['ipc', 'net', 'pid', 'user', 'uts']));
-    expect((await vm.exec('cat /proc/cgroups')).stdout).toMatch(/memory/);
-    expect((await vm.exec('test -d /proc/sys/kernel/keys && echo keys')).stdout).toBe('keys\n');
-    expect((await vm.exec('grep -c binfmt_misc /proc/filesystems')).stdout).toBe('1\n');
-    expect((await vm.exec('cat /proc/net/if_inet6')).stdout).toMatch(/ lo\n/);
+    expect((await vm().exec('ls /proc/self/ns')).stdout.split('\n')).toEqual(expect.arrayContaining(['ipc', 'net', 'pid', 'user', 'uts']));
+    expect((await vm().exec('cat /proc/cgroups')).stdout).toMatch(/memory/);
+    expect((await vm().exec('test -d /proc/sys/kernel/keys && echo keys')).stdout).toBe('keys\n');
+    expect((await vm().exec('grep -c binfmt_misc /proc/filesystems')).stdout).toBe('1\n');
+    expect((await vm().exec('cat /proc/net/if_inet6')).stdout).toMatch(/ lo\n/);
   });
 
   it('32-bit x86 programs run (IA32 emulation, as on a provider)', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'gvmi-i386-'));
     await writeFile(join(dir, 'exit42'), i386Exit42());
     await chmod(join(dir, 'exit42'), 0o755);
-    await vm.upload(join(dir, 'exit42'), '/golem/input/exit42');
-    expect((await vm.exec(['/golem/input/exit42'])).exitCode).toBe(42);
+    await vm().upload(join(dir, 'exit42'), '/golem/input/exit42');
+    expect((await vm().exec(['/golem/input/exit42'])).exitCode).toBe(42);
   });
 });
