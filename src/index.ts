@@ -2,6 +2,7 @@
 export { startVm, StartedVm, GuestProcess } from './vm/index.js';
 export type { StartVmOptions, ExecOptions, SpawnOptions, VmStats, VmInfo, ExecResult, OutputChunk, VolumeMount, DownloadReport } from './vm/index.js';
 export { GvmiTestError, isGvmiTestError, type ErrorCode } from './errors.js';
+export { STORAGE_ERROR_MODES, type DeployVolume, type DeployVolumes, type DeployVolumeInfo, type StorageErrorMode } from './vm/deploy-volumes.js';
 export { readGvmi, encodeTrailer, type GvmiImage } from './image/gvmi-file.js';
 export { buildImage, type BuildOptions, type BuildResult } from './image/build-image.js';
 export { inspectImage, type Inspection } from './image/inspect-image.js';

@@ -7,7 +7,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { GvmiTestError } from '../errors.js';
 import {
-  bytesReply, clockRequest, decodeStats, decodeUpperUsage, emptyRequest, encodeRequest, helloRequest, killRequest, MessageReader,
+  bytesReply, clockRequest, decodeStats, decodeStatsVolumes, type StatsVolume, decodeUpperUsage, emptyRequest, encodeRequest, helloRequest, killRequest, MessageReader,
   mountVolumeRequest, putInputRequests, resizeRequest, resumedRequest, runProcessRequest, signalRequest, u64Reply, upperUsageRequest,
   type AgentRequest, type AgentStats, type GuestMessage, type RequestWriter, type RunProcessSpec, type UpperUsageEntry,
 } from './codec.js';
@@ -254,8 +254,10 @@ export class AgentClient extends EventEmitter<AgentEvents> {
     await this.send(mountVolumeRequest(tag, path), `mounting volume ${path}`);
   }
 
-  async stats(): Promise<AgentStats> {
-    return decodeStats(bytesReply(await this.send(emptyRequest(MsgType.STATS), 'reading guest stats'), 'STATS'));
+  /** The fixed fields, and each ram and storage volume of the deploy after them (an older agent sends none). */
+  async stats(): Promise<AgentStats & { deployVolumes: StatsVolume[] }> {
+    const body = bytesReply(await this.send(emptyRequest(MsgType.STATS), 'reading guest stats'), 'STATS');
+    return { ...decodeStats(body), deployVolumes: decodeStatsVolumes(body) };
   }
 
   async upperUsage(limit: number): Promise<UpperUsageEntry[]> {

@@ -11,8 +11,9 @@ import { RUNTIME_VERSION_ENV } from '../vm/runtime-env.js';
 import { collect, parseKeyValue, parsePositiveInt } from './options.js';
 import { parseRuntimeChoice, singleRuntime } from './runtime-option.js';
 import { startStoppable } from './termination.js';
+import { deployVolumesFromFlags, type DeployVolumeFlags } from './deploy-volume-options.js';
 
-export interface VmFlags {
+export interface VmFlags extends DeployVolumeFlags {
   volume: string[];
   env: string[];
   workdir?: string;
@@ -34,6 +35,9 @@ export function addVmOptions(command: Command, { compare = false }: { compare?: 
     .option(compare ? '--runtime-version <0.4|0.5|all>' : '--runtime-version <0.4|0.5>',
       `provider runtime to reproduce: 0.4 (default: 128 MiB overlay, image Env applied) or 0.5 (overlay on the root tmpfs, an EMPTY environment, hostname golem)${compare ? '; all (or both): once under each, then compare' : ''} (env ${RUNTIME_VERSION_ENV})`)
     .option('--volume <GUEST=HOSTDIR>', 'bind a host directory as a volume (repeatable); other VOLUMEs get fresh empty directories', collect, [])
+    .option('--host-volume <PATH>', 'runtime 0.5: a host volume the deploy adds (a fresh empty directory over 9p; any path but /) (repeatable)', collect, [])
+    .option('--ram-volume <PATH:SIZE>', 'runtime 0.5: a tmpfs of SIZE (MiB, or 64M, 1G) at PATH; at / it is the space outside volumes (repeatable)', collect, [])
+    .option('--storage-volume <PATH:SIZE[:ERRORS]>', 'runtime 0.5: an ext2 disk of SIZE at PATH, errors=continue (default), remount-ro or panic (repeatable)', collect, [])
     .option('--env <KEY=VALUE>', 'add to the image Env for every process (repeatable)', collect, [])
     .option('--workdir <path>', 'working directory (default: the image WORKDIR)')
     .option('--memory <MiB>', 'guest memory in MiB (default 512)')
@@ -55,6 +59,7 @@ export async function startVmFromFlags(image: string, flags: VmFlags, runtimeVer
     return [guest, resolve(host)];
   }));
   const env = Object.fromEntries(flags.env.map((e) => parseKeyValue(e, '--env')));
+  const deployVolumes = deployVolumesFromFlags(flags);
   // Modules load when a command needs them: every cold run pays for what it imports.
   const { startVm } = await import('../vm/start-vm.js');
   let logger;
@@ -65,6 +70,7 @@ export async function startVmFromFlags(image: string, flags: VmFlags, runtimeVer
   const options = {
     image,
     volumes,
+    ...(Object.keys(deployVolumes).length > 0 ? { deployVolumes } : {}),
     env,
     ...(flags.memory ? { memory: parsePositiveInt(flags.memory, '--memory') } : {}),
     ...(flags.cpus ? { cpus: parsePositiveInt(flags.cpus, '--cpus') } : {}),

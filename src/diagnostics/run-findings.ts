@@ -179,9 +179,14 @@ export async function diagnoseResult(vm: DiagnosableVm, result: ExecOutcome, run
   if (running) {
     const stats = await vm.stats();
     const root = vm.info.deployVolumes?.find((v) => v.guestPath === '/' && v.kind !== 'host') as { kind: 'ram' | 'storage' } | undefined;
-    if (overlaySuspect(result, stats.overlay)) findings.push(overlayFullFinding(stats.overlay, await vm.overlayUsage(5), volumes, root));
     // A ram or storage volume of the deploy that filled (or went read-only): named with its kind.
-    findings.push(...deployVolumeFindings(stats.deployVolumes ?? [], volumes.find((v) => /output/.test(v)) ?? volumes[0]));
+    const volumeFindings = deployVolumeFindings(stats.deployVolumes ?? [], volumes.find((v) => /output/.test(v)) ?? volumes[0]);
+    // An ENOSPC such a volume explains does not blame the overlay, unless the overlay is full too.
+    const overlayFull = overlaySuspect({ ...result, exitCode: 0 }, stats.overlay);
+    if (overlayFull || (volumeFindings.length === 0 && overlaySuspect(result, stats.overlay))) {
+      findings.push(overlayFullFinding(stats.overlay, await vm.overlayUsage(5), volumes, root));
+    }
+    findings.push(...volumeFindings);
   }
   const output = outputSizeFinding(result, volumes);
   if (output) findings.push(output);

@@ -166,6 +166,18 @@ export function volumeArgs(volumes: readonly VolumeDevice[]): string[] {
   ]);
 }
 
+/**
+ * -M microvm without ACPI has 8 virtio-mmio transports (QEMU's VIRTIO_NUM_TRANSPORTS): a device
+ * past them fails QEMU's start ("No 'virtio-bus' bus found"). A provider's PCI machine has room
+ * for many more, so a deploy with many volumes fits there and not here.
+ */
+export const MICROVM_VIRTIO_SLOTS = 8;
+
+/** The virtio devices of a command line: root disk, agent channel, rng, 9p volumes, storage disks, NICs. */
+export function virtioDeviceCount(spec: { volumes: readonly unknown[]; bootVolumes?: readonly BootVolume[]; nics?: readonly unknown[] }): number {
+  return 3 + spec.volumes.length + (spec.bootVolumes ?? []).filter((v) => v.kind === 'storage').length + (spec.nics ?? []).length;
+}
+
 /** QEMU option values separate on commas; a literal comma is written twice. */
 export function escapeOption(value: string): string {
   return value.replaceAll(',', ',,');

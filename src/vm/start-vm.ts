@@ -22,11 +22,18 @@ import { startWithSnapshots, type SnapshotLauncher } from './snapshot-policy.js'
 import { StartedVm } from './started-vm.js';
 import { resolveVmHost, type VmHost } from './vm-host.js';
 import { planVm, type VmPlan } from './vm-plan.js';
+import type { DeployVolumes } from './deploy-volumes.js';
 
 export interface StartVmOptions extends VmNetworkOptions {
   image: string;
   /** Guest path -> host directory. Image VOLUMEs not listed get a fresh empty temporary directory. */
   volumes?: Record<string, string>;
+  /**
+   * Volumes a requestor adds at deploy (runtime 0.5 only; refused under 0.4): guest path ->
+   * `{ kind: 'host' }`, `{ kind: 'ram', sizeMiB }` (at '/' the space outside volumes) or
+   * `{ kind: 'storage', sizeMiB, errors? }` (an ext2 disk). See src/vm/deploy-volumes.ts.
+   */
+  deployVolumes?: DeployVolumes;
   /** MiB of guest RAM (default 512; at least 64, at most what the host has available). */
   memory?: number;
   /** Guest CPUs (default 1, at most 64). */
@@ -94,6 +101,7 @@ export async function startVm(options: StartVmOptions): Promise<StartedVm> {
       info: {
         image: host.imagePath, metadata: host.image.metadata, accelerator: host.accelerator, memoryMiB: plan.memoryMiB, cpus: plan.cpus,
         bootMs: Math.round(performance.now() - started), consoleLog: plan.consoleLog, shadowed: await plan.shadowed, snapshot, runtimeVersion: plan.runtime,
+        ...(plan.deployVolumes.length > 0 ? { deployVolumes: plan.deployVolumes } : {}),
         ...(networking.ip ? { network: { ip: networking.ip, ...(options.network ? { cidr: options.network.ip } : {}) } } : {}),
         ...(networking.outbound ? { outbound: true } : {}),
       },

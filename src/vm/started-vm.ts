@@ -6,11 +6,12 @@
  * VM's agent channel (agent-transport.ts).
  */
 import type { Logger } from 'pino';
-import type { AgentClient, AgentStats, UpperUsageEntry } from '../agent/agent-client.js';
+import type { AgentClient, UpperUsageEntry } from '../agent/agent-client.js';
 import { GvmiTestError } from '../errors.js';
 import type { ImageMetadata } from '../image/container-config.js';
 import type { Accelerator } from '../qemu/accelerator.js';
 import type { RuntimeProfile } from '../runtime-profile.js';
+import type { DeployVolumeInfo } from './deploy-volumes.js';
 import type { Finding } from '../diagnostics/finding.js';
 import type { Refusal } from '../network/outbound-filter.js';
 import type { VmNetworking } from '../network/vm-networking.js';
@@ -49,6 +50,8 @@ export interface VmInfo {
   snapshot: SnapshotUse;
   /** The provider runtime this VM reproduces (what differs: runtime-profile.ts). */
   runtimeVersion: RuntimeProfile;
+  /** The requestor's deploy volumes (startVm's `deployVolumes`, runtime 0.5). */
+  deployVolumes?: DeployVolumeInfo[];
   /** Its place in a requestor network (startVm's `network`). */
   network?: { ip: string; cidr?: string };
   /** Outbound access was granted (startVm's `outbound`): refusals in outboundRefusals(). */
@@ -183,12 +186,19 @@ export class StartedVm implements VmLike {
 
   async stats(): Promise<VmStats> {
     this.assertUsable();
-    const s: AgentStats = await this.client.stats();
+    const s = await this.client.stats();
     return {
       overlay: { totalBytes: s.upperTotalBytes, usedBytes: s.upperUsedBytes, freeBytes: s.upperTotalBytes - s.upperUsedBytes },
       memory: { totalBytes: s.memTotalBytes, availableBytes: s.memAvailableBytes },
       uptimeMs: s.uptimeMs,
       runningProcesses: s.runningProcesses,
+      // Each ram and storage volume of the deploy, as the guest measures it (with its errors= mode).
+      ...(s.deployVolumes.length > 0 ? {
+        deployVolumes: s.deployVolumes.map((v) => {
+          const errors = this.info.deployVolumes?.find((d) => d.guestPath === v.guestPath)?.errors;
+          return { ...v, ...(errors ? { errors } : {}) };
+        }),
+      } : {}),
     };
   }
 

@@ -5,6 +5,7 @@
  * its own name on each class: a StartedVm's stop() and reset(), a RemoteVm's disconnect() and
  * shutdown(); ending a handle in common is `await using` ([Symbol.asyncDispose]).
  */
+import type { DeployVolumeState } from '../diagnostics/deploy-volume-findings.js';
 import type { UpperUsageEntry } from '../agent/agent-client.js';
 import type { Finding } from '../diagnostics/finding.js';
 import type { ImageMetadata } from '../image/container-config.js';
@@ -27,6 +28,8 @@ export interface VmStats {
   memory: { totalBytes: number; availableBytes: number };
   uptimeMs: number;
   runningProcesses: number;
+  /** Each ram and storage volume of the deploy (runtime 0.5): size, use, read-only now. */
+  deployVolumes?: DeployVolumeState[];
 }
 
 export interface VmLike extends AsyncDisposable {

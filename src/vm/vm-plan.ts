@@ -15,12 +15,17 @@ import { runtimeProfileOrEnv } from './runtime-env.js';
 import { shadowedPaths } from './shadowed-paths.js';
 import type { VmHost } from './vm-host.js';
 import { planVolumes, type VolumeMount } from './volumes.js';
+import { createStorageDisks, planDeployVolumes, type DeployVolumeInfo, type DeployVolumes } from './deploy-volumes.js';
+import { normaliseVolumePath } from '../image/container-config.js';
+import { GvmiTestError } from '../errors.js';
+import { MICROVM_VIRTIO_SLOTS, virtioDeviceCount } from '../qemu/qemu-args.js';
 
 /** What differs between two VMs of one configuration: left out of the snapshot key. */
 export type PerVmPaths = Pick<QemuSpec, 'agentSocket' | 'consoleLog' | 'image'> & { volumeHostPaths: readonly string[]; nics: readonly NicDevice[] };
 
 export interface VmPlanOptions {
   volumes?: Record<string, string>;
+  deployVolumes?: DeployVolumes;
   memory?: number;
   cpus?: number;
   runtimeVersion?: RuntimeProfile;
@@ -36,6 +41,8 @@ export interface VmPlan {
   privateDir: string;
   consoleLog: string;
   mounts: VolumeMount[];
+  /** The requestor's deploy volumes (runtime 0.5), as planned. */
+  deployVolumes: DeployVolumeInfo[];
   memoryMiB: number;
   cpus: number;
   runtime: RuntimeProfile;
@@ -56,15 +63,31 @@ export interface VmPlan {
 const KEY_PLACEHOLDERS = { agentSocket: '<agent>', consoleLog: '<console>', image: '<image>', volume: '<volume>' };
 
 export async function planVm(host: VmHost, options: VmPlanOptions, resources: ResourceStack): Promise<VmPlan> {
+  const runtime = runtimeProfileOrEnv(options.runtimeVersion);
+  // Refused before anything is made: what the runtime does not offer, what a provider refuses.
+  const deploy = planDeployVolumes(runtime, host.image.metadata.volumes, options.deployVolumes, Object.keys(options.volumes ?? {}));
   const privateDir = resources.adopt(await tempDir({ prefix: 'gvmi-vm-', unsafeCleanup: true, mode: 0o700 }), (d) => d.cleanup());
-  const planned = await planVolumes(host.image.metadata.volumes, options.volumes, host.qemuUser);
+  // The 9p volumes: the image's, less those a ram or storage volume replaces, plus the deploy's host volumes.
+  const ninePVolumes = [
+    ...host.image.metadata.volumes.filter((v) => !deploy.replacedImageVolumes.includes(normaliseVolumePath(v))),
+    ...deploy.extraHostPaths,
+  ];
+  const planned = await planVolumes(ninePVolumes, options.volumes, host.qemuUser);
+  // Storage disks in the private directory: removed with it.
+  const bootVolumes = await createStorageDisks(deploy.bootVolumes, privateDir.path);
+  const devices = virtioDeviceCount({ volumes: planned.mounts, bootVolumes, nics: options.nics?.launch ?? [] });
+  if (devices > MICROVM_VIRTIO_SLOTS) {
+    const storage = bootVolumes.filter((v) => v.kind === 'storage').length;
+    throw new GvmiTestError('usage', `this VM needs ${devices} virtio devices (the image disk, the agent channel, the rng, ${planned.mounts.length} 9p volume(s), ${storage} storage disk(s), ${options.nics?.launch.length ?? 0} NIC(s)); gvmi-test's microvm has ${MICROVM_VIRTIO_SLOTS}`, {
+      hint: 'use fewer storage or host volumes (a ram volume needs no device); a provider\'s PCI machine has room for more, so this is a gvmi-test limit',
+    });
+  }
   // Released once QEMU is gone (it is pushed later): bound directories go back to their owners.
   let keepVolumes = false;
   resources.defer(() => planned.cleanup({ keepTemporaries: keepVolumes }));
   const consoleLog = join(privateDir.path, 'console.log');
   const memoryMiB = options.memory ?? DEFAULT_MEMORY_MIB;
   const cpus = options.cpus ?? 1;
-  const runtime = runtimeProfileOrEnv(options.runtimeVersion);
   const { accelerator } = host;
 
   const commandLine = (paths: PerVmPaths): string[] => buildQemuArgs({
@@ -81,10 +104,13 @@ export async function planVm(host: VmHost, options: VmPlanOptions, resources: Re
     consoleLog: paths.consoleLog,
     image: paths.image,
     volumes: planned.mounts.map((m, i) => ({ tag: m.tag, hostPath: paths.volumeHostPaths[i]! })),
+    bootVolumes,
     ...(paths.nics.length ? { nics: paths.nics } : {}),
   });
 
-  const key = host.digest
+  // A storage disk is formatted by the guest at boot: a saved VM would expect that file, not the
+  // next VM's fresh one. Ram volumes are empty tmpfs at boot and in the key's command line.
+  const key = host.digest && !bootVolumes.some((v) => v.kind === 'storage')
     ? snapshotKey({
       imageDigest: host.digest,
       ...(accelerator.accel === 'kvm' ? { hostCpu: await hostCpuIdentity() } : {}),
@@ -100,6 +126,7 @@ export async function planVm(host: VmHost, options: VmPlanOptions, resources: Re
     privateDir: privateDir.path,
     consoleLog,
     mounts: planned.mounts,
+    deployVolumes: deploy.info,
     memoryMiB,
     cpus,
     runtime,

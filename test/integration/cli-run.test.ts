@@ -62,18 +62,22 @@ describe('gvmi-test run', () => {
     expect(missing.stderr).toContain('[usage]');
   });
 
-  it('--volume at a path the image does not declare as a VOLUME: a warning (no provider mounts it), in --json too', async () => {
+  it('--volume at a path the image does not declare as a VOLUME: refused under 0.4 (image volumes only), a host volume of the deploy under 0.5 with a note, in --json too', async () => {
     const data = join(dir, 'data');
     await mkdir(data, { recursive: true });
     await chmod(dir, 0o711); // QEMU may run unprivileged and must reach the directory
-    const r = await run(['run', inject('tinyImage'), '--volume', `/data=${data}`, '--', '/bin/sh', '-c', 'echo x > /data/f']);
+    const refused = await run(['run', inject('tinyImage'), '--runtime-version', '0.4', '--volume', `/data=${data}`, '--', '/bin/true']);
+    expect(refused.exitCode).toBe(2);
+    expect(refused.stderr).toMatch(/a volume at \/data, which the image does not declare as a VOLUME, under runtime 0\.4: ya-runtime-vm 0\.4 has no deploy volumes.*\[deploy\.unsupported-by-runtime\]/);
+    const r = await run(['run', inject('tinyImage'), '--runtime-version', '0.5', '--volume', `/data=${data}`, '--', '/bin/sh', '-c', 'echo x > /data/f']);
     expect(r.exitCode).toBe(0);
-    expect(r.stderr).toMatch(/^gvmi-test: warning \[volume-not-in-image\] 1 volume\(s\) mounted where the image declares no VOLUME/m);
+    expect(await readFile(join(data, 'f'), 'utf8')).toBe('x\n');
+    expect(r.stderr).toMatch(/^gvmi-test: info \[volume-not-in-image\] 1 volume\(s\) mounted where the image declares no VOLUME/m);
     expect(r.stderr).toMatch(/^ {4}\/data$/m);
-    expect(r.stderr).toContain('fix: bind one of the image\'s volumes instead (--volume /golem/input=DIR');
-    const j = await run(['run', inject('tinyImage'), '--json', '--volume', `/data=${data}`, '--', '/bin/true']);
+    expect(r.stderr).toContain("fix: ask for it at deploy (volumes: { '/data': host }), bind one of the image's volumes instead (--volume /golem/input=DIR");
+    const j = await run(['run', inject('tinyImage'), '--runtime-version', '0.5', '--json', '--volume', `/data=${data}`, '--', '/bin/true']);
     expect((JSON.parse(j.stdout) as { findings: { code: string }[] }).findings.map((f) => f.code)).toContain('volume-not-in-image');
-    // an image volume bound to the user's directory is what a provider does: no warning
+    // an image volume bound to the user's directory is what a provider does: no note
     const own = await run(['run', inject('tinyImage'), '--volume', `/golem/output=${data}`, '--', '/bin/true']);
     expect(own.stderr).not.toContain('volume-not-in-image');
   });
