@@ -12,6 +12,7 @@ import { connectVm, type RemoteVm } from '../server/ws-client.js';
 import { startVm, type StartVmOptions } from '../vm/start-vm.js';
 import type { StartedVm } from '../vm/started-vm.js';
 import type { VmLike } from '../vm/vm-like.js';
+import { defaultPoolSize, VmPool } from '../vm/vm-pool.js';
 import { runtimeProfileOrEnv } from '../vm/runtime-env.js';
 import { vmTimeout } from './timeouts.js';
 
@@ -27,6 +28,14 @@ export interface VmFixtureOptions extends StartVmOptions {
    * vmTest() is called in (the file, or a describe block such as forEachRuntime's), reused.
    */
   scope?: 'test' | 'file';
+  /**
+   * With scope 'test': how many VMs to keep started ahead (restored from the snapshot while the
+   * current test runs), so that a test does not wait for its VM's start. Each is exactly what a
+   * start with these options gives (nothing of the image has run, fresh volumes), handed out once.
+   * Default GVMI_TEST_POOL, else the host's cores but one (at least 1); 0 (no VM ahead) when
+   * snapshots are off. Started VMs are ended when the suite ends.
+   */
+  pool?: number;
   /**
    * With scope 'file', before each test but the first (default 'none'). Fresh VMs ('reboot', and
    * scope 'test') are restored from the image's snapshot once one VM has booted, unless
@@ -56,9 +65,13 @@ interface VmSource<V extends VmLike> {
   end(vm: V): Promise<void>;
 }
 
+/** The options a VM is started with here: the runtime named, else GVMI_TEST_RUNTIME_VERSION's (checked now, at collection). */
+function fixtureStartOptions(options: StartVmOptions): StartVmOptions {
+  return { ...options, runtimeVersion: runtimeProfileOrEnv(options.runtimeVersion) };
+}
+
 function localSource(options: StartVmOptions): VmSource<StartedVm> {
-  // The runtime named, else GVMI_TEST_RUNTIME_VERSION's (checked now, at collection).
-  const startOptions = { ...options, runtimeVersion: runtimeProfileOrEnv(options.runtimeVersion) };
+  const startOptions = fixtureStartOptions(options);
   return {
     open: () => startVm(startOptions),
     reset: async (vm, how) => {
@@ -86,13 +99,35 @@ function remoteSource(url: string | (() => string)): VmSource<RemoteVm> {
   };
 }
 
-function sourceOf(options: VmFixtureOptions | RemoteVmFixtureOptions): { source: VmSource<VmLike>; scope: 'test' | 'file'; reset: VmReset } {
+/**
+ * Fresh VMs for scope 'test' from a pool (vm-pool.ts), ended when the suite vmTest() is called in
+ * ends. A used VM's stop finishes in the background while the next test runs; the suite's end
+ * waits for it.
+ */
+function pooledSource(options: StartVmOptions, ready: number): VmSource<StartedVm> {
+  const startOptions = fixtureStartOptions(options);
+  const pool = new VmPool<StartedVm>({
+    ready,
+    // The pool's signal ends a VM started ahead that no test took; the caller's still applies.
+    start: (signal) => startVm({ ...startOptions, signal: options.signal ? AbortSignal.any([options.signal, signal]) : signal }),
+  });
+  afterAll(() => pool.close(), vmTimeout(BOOT_TIMEOUT_KVM_MS));
+  return {
+    open: () => pool.acquire(),
+    reset: () => { throw new Error('a per-test VM is never reset'); },
+    end: async (vm) => { pool.release(vm); },
+  };
+}
+
+/** `forVmTest`: vmTest's per-test VMs come from a pool; describeWithVm's one VM does not. */
+function sourceOf(options: VmFixtureOptions | RemoteVmFixtureOptions, forVmTest = false): { source: VmSource<VmLike>; scope: 'test' | 'file'; reset: VmReset } {
   if ('connect' in options) {
     const { connect, scope = 'test', reset = 'none' } = options;
     return { source: remoteSource(connect) as VmSource<VmLike>, scope, reset };
   }
-  const { scope = 'test', reset = 'none', ...rest } = options;
-  return { source: localSource(rest) as VmSource<VmLike>, scope, reset };
+  const { scope = 'test', reset = 'none', pool, ...rest } = options;
+  const source = forVmTest && scope === 'test' ? pooledSource(rest, pool ?? defaultPoolSize(rest.snapshot)) : localSource(rest);
+  return { source: source as VmSource<VmLike>, scope, reset };
 }
 
 /**
@@ -103,7 +138,7 @@ function sourceOf(options: VmFixtureOptions | RemoteVmFixtureOptions): { source:
 export function vmTest(options: VmFixtureOptions): TestAPI<{ vm: StartedVm }>;
 export function vmTest(options: RemoteVmFixtureOptions): TestAPI<{ vm: RemoteVm }>;
 export function vmTest(options: VmFixtureOptions | RemoteVmFixtureOptions): unknown {
-  const { source, scope, reset } = sourceOf(options);
+  const { source, scope, reset } = sourceOf(options, true);
   if (scope === 'test') {
     return test.extend<{ vm: VmLike }>({
       // eslint-disable-next-line no-empty-pattern
