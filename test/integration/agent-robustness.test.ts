@@ -9,26 +9,19 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import { AgentRequestError } from '../../src/agent/agent-client.js';
 import { startVm, type StartedVm } from '../../src/index.js';
+import { describeWithVm } from '../../src/vitest/index.js';
 import { vmInternalsForTests } from '../../src/vm/started-vm.js';
 import { hasCommand } from '../helpers/has-command.js';
-
-let vm: StartedVm;
-beforeAll(async () => {
-  vm = await startVm({ image: inject('tinyImage') });
-});
-afterAll(async () => {
-  await vm?.stop();
-});
 
 // The raw client is internal; tests reach it to speak the protocol badly on purpose.
 function client(v: StartedVm) {
   return vmInternalsForTests(v).client;
 }
 
-describe('a host speaking the protocol badly: the guest does what upstream\'s init does', () => {
+describeWithVm('a host speaking the protocol badly: the guest does what upstream\'s init does', { image: inject('tinyImage'), testTimeoutMs: 12_000 }, (vm) => {
   /** A VM of its own: these requests stop it, as they stop a provider's. */
   async function stoppedBy(send: (c: ReturnType<typeof client>) => Promise<unknown>): Promise<{ answer: unknown; later: unknown }> {
     const own = await startVm({ image: inject('tinyImage') });
@@ -63,25 +56,25 @@ describe('a host speaking the protocol badly: the guest does what upstream\'s in
   });
 
   it('a bad redirect is answered EINVAL after the whole request was read; the next request is answered', async () => {
-    const bad = await client(vm).request(2, (w) => {
+    const bad = await client(vm()).request(2, (w) => {
       w.sub(1).bytes('/bin/true');
       w.sub(2).array(['true']);
       w.sub(6).u32(1).u8(2).u64(1000); // a pipe size that is not a multiple of 4096
     }, 'bad pipe size').catch((e: unknown) => e);
     expect((bad as AgentRequestError).errno).toBe(22);
-    const badFd = await client(vm).request(2, (w) => {
+    const badFd = await client(vm()).request(2, (w) => {
       w.sub(1).bytes('/bin/true');
       w.sub(2).array(['true']);
       w.sub(6).u32(7).u8(1).u64(4096); // fd 7
     }, 'fd out of range').catch((e: unknown) => e);
     expect((badFd as AgentRequestError).errno).toBe(22);
     let answered = 0;
-    for (let i = 0; i < 20; i++) if ((await vm.exec(['/bin/true'])).exitCode === 0) answered++;
+    for (let i = 0; i < 20; i++) if ((await vm().exec(['/bin/true'])).exitCode === 0) answered++;
     expect(answered).toBe(20);
   });
 
   it('a request cut short is waited for (upstream reads a request to its end), and answered when the rest comes', async () => {
-    const c = client(vm);
+    const c = client(vm());
     const socket = (c as unknown as { socket: import('node:net').Socket }).socket;
     const replies: Buffer[] = [];
     const onData = (d: Buffer): void => { replies.push(d); };
@@ -99,7 +92,7 @@ describe('a host speaking the protocol badly: the guest does what upstream\'s in
     const at = all.indexOf(Buffer.concat([id, Buffer.from([3])]));
     expect(at).toBeGreaterThanOrEqual(0);
     expect(all.readUInt32LE(at + 9)).toBe(22); // KILL of unknown id 5: EINVAL, as upstream
-    expect((await vm.exec('echo after')).stdout).toBe('after\n');
+    expect((await vm().exec('echo after')).stdout).toBe('after\n');
   });
 });
 
