@@ -16,16 +16,16 @@ export function isCheckout(root: string = packageRoot): boolean {
   return existsSync(join(root, 'Makefile')) && existsSync(join(root, 'runtime', 'build.sh'));
 }
 
-/** The command that installs QEMU and squashfs-tools, as this installation should run it. */
-export function installToolsCommand(root: string = packageRoot): string {
-  return isCheckout(root)
+/** The command that installs QEMU and squashfs-tools, as this installation (a checkout or not) should run it. */
+export function installToolsCommand(checkout: boolean = isCheckout()): string {
+  return checkout
     ? 'make deps   (or: sudo apt-get install -y qemu-system-x86 squashfs-tools)'
     : 'npx gvmi-test setup   (or: sudo apt-get install -y qemu-system-x86 squashfs-tools)';
 }
 
 /** What brings back a missing guest runtime: a build in a checkout, a reinstall of a package. */
-export function restoreRuntimeCommand(root: string = packageRoot): string {
-  return isCheckout(root)
+export function restoreRuntimeCommand(checkout: boolean = isCheckout()): string {
+  return checkout
     ? 'make runtime   (in the gvmi-test checkout)'
     : 'npm install gvmi-test   (the package ships the runtime: reinstall it), then npx gvmi-test setup';
 }

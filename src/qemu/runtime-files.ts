@@ -18,7 +18,7 @@ import { execFile } from 'node:child_process';
 import { memoPath, readMemo, writeMemo } from '../memo.js';
 import { GvmiTestError } from '../errors.js';
 import { cacheDir } from '../cache-dir.js';
-import { installToolsCommand, packageRoot, restoreRuntimeCommand } from './package-layout.js';
+import { installToolsCommand, isCheckout, packageRoot, restoreRuntimeCommand } from './package-layout.js';
 import { SHIPPED_RUNTIME_DIR, unpackShippedRuntime } from './shipped-runtime.js';
 
 export { packageRoot } from './package-layout.js';
@@ -108,10 +108,10 @@ async function baseRuntime(root: string, env: NodeJS.ProcessEnv, cache: string):
   const explicit = env['GVMI_TEST_RUNTIME'];
   if (explicit) {
     return readRuntimeJson(resolve(explicit), 'override',
-      `GVMI_TEST_RUNTIME must name a runtime.json as runtime/build.sh writes it; unset it to use the default runtime (${restoreRuntimeCommand(root)})`);
+      `GVMI_TEST_RUNTIME must name a runtime.json as runtime/build.sh writes it; unset it to use the default runtime (${restoreRuntimeCommand(isCheckout(root))})`);
   }
   const checkout = join(root, CHECKOUT_MANIFEST);
-  if (await exists(checkout)) return readRuntimeJson(checkout, 'checkout', `${restoreRuntimeCommand(root)} (the cache may have been cleared)`);
+  if (await exists(checkout)) return readRuntimeJson(checkout, 'checkout', `${restoreRuntimeCommand(isCheckout(root))} (the cache may have been cleared)`);
   const shipped = await unpackShippedRuntime(join(root, SHIPPED_RUNTIME_DIR), cache);
   return shipped && { ...shipped, source: 'package' };
 }
@@ -126,7 +126,7 @@ export async function findRuntime(lookup: RuntimeLookup = {}): Promise<RuntimeFi
   if (!customKernel && !customInitramfs) {
     if (base) return base;
     throw new GvmiTestError('setup.runtime-missing', `the guest runtime is not built (no ${join(root, CHECKOUT_MANIFEST)}, no ${join(root, SHIPPED_RUNTIME_DIR)})`, {
-      hint: restoreRuntimeCommand(root),
+      hint: restoreRuntimeCommand(isCheckout(root)),
     });
   }
   const hint = 'GVMI_TEST_KERNEL and GVMI_TEST_INITRAMFS must name readable files (an uncompressed x86-64 vmlinux with PVH, and a newc cpio holding the init)';
@@ -134,7 +134,7 @@ export async function findRuntime(lookup: RuntimeLookup = {}): Promise<RuntimeFi
   const initramfs = customInitramfs ? resolve(customInitramfs) : base?.initramfs;
   if (!kernel || !initramfs) {
     throw new GvmiTestError('setup.runtime-missing', `${customKernel ? 'GVMI_TEST_KERNEL' : 'GVMI_TEST_INITRAMFS'} is set, but there is no default runtime for the other part`, {
-      hint: `set both GVMI_TEST_KERNEL and GVMI_TEST_INITRAMFS, or ${restoreRuntimeCommand(root)}`,
+      hint: `set both GVMI_TEST_KERNEL and GVMI_TEST_INITRAMFS, or ${restoreRuntimeCommand(isCheckout(root))}`,
     });
   }
   if (customKernel) await readable(kernel, 'GVMI_TEST_KERNEL:', hint);

@@ -1,3 +1,8 @@
+/**
+ * doctor's real gathering, through the built CLI: on this machine (which runs the suite's VMs) it
+ * passes; with no QEMU on PATH it fails with the install command. Every verdict and fix from given
+ * facts: test/unit/diagnostics/doctor.test.ts.
+ */
 import { mkdtemp, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -15,8 +20,8 @@ beforeAll(async () => {
   }
 });
 
-function doctor(env: Record<string, string>, json = false) {
-  return execa(process.execPath, [cli, 'doctor', ...(json ? ['--json'] : [])], { reject: false, env, extendEnv: true });
+function doctor(env: Record<string, string>) {
+  return execa(process.execPath, [cli, 'doctor'], { reject: false, env, extendEnv: true });
 }
 
 describe('gvmi-test doctor', () => {
@@ -34,16 +39,5 @@ describe('gvmi-test doctor', () => {
     expect(r.stdout).toMatch(/FAIL {2}QEMU: qemu-system-x86_64 not found/);
     expect(r.stdout).toContain('fix: make deps');
     expect(r.stdout).toContain('apt-get install -y qemu-system-x86');
-  });
-
-  it('with KVM forced where it cannot work: FAIL naming the reason, exit 69', async () => {
-    const r = await doctor({ GVMI_TEST_ACCEL: 'kvm', GVMI_TEST_KVM_DEVICE: '/nonexistent/kvm' }, true);
-    expect(r.exitCode).toBe(69);
-    const report = JSON.parse(r.stdout) as { canRun: boolean; checks: { name: string; ok: boolean; detail: string; fix?: string }[] };
-    expect(report.canRun).toBe(false);
-    const accel = report.checks.find((c) => c.name === 'accelerator')!;
-    expect(accel.ok).toBe(false);
-    expect(accel.detail).toMatch(/KVM was requested but .*does not exist/);
-    expect(accel.fix).toMatch(/--accel tcg/);
   });
 });
