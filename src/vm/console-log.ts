@@ -59,6 +59,13 @@ export function explainInitFailure(f: InitFailure): string {
       return 'the guest init could not create /var/tmp/guest_agent_private/fds in the image; a provider fails to boot it the same way';
     case 'mount-image':
       return 'the image\'s squashfs could not be mounted: the file is damaged or uses an unsupported compression';
+    case 'deploy-volume':
+      if (f.errno === ENOTDIR || f.errno === ELOOP) {
+        return 'the guest init could not make the directory of a deploy volume (ram or storage) in the image: a component of its path is a symbolic link or a file there; a provider\'s VM stops at boot the same way. Choose a path whose directories are real ones in the image';
+      }
+      return 'the guest init could not mount a deploy volume (ram or storage); the console above says which (GVMI_TEST_KERNEL_APPEND=gvmi.debug=1 for more)';
+    case 'deploy-mkfs':
+      return 'the guest could not format a storage volume\'s disk as ext2 (its mke2fs failed or is missing from the initramfs: rebuild the runtime with make runtime)';
     default:
       return `the guest init failed at step "${f.step}"`;
   }

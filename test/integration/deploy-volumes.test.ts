@@ -143,6 +143,15 @@ describe('deploy volumes under the 0.5 profile', () => {
   });
 });
 
+describe('a deploy volume the image has no room for', () => {
+  it('a ram volume whose path runs through a symbolic link stops the boot, explained', async () => {
+    // /etc/mtab is a symbolic link in the image: the init makes no directory through it
+    const error = await startVm({ image: inject('tinyImage'), runtimeVersion: '0.5', snapshot: false, deployVolumes: { '/etc/mtab/x': { kind: 'ram', sizeMiB: 1 } } }).catch((e: unknown) => e);
+    expect((error as GvmiTestError).code).toBe('vm.boot-failed');
+    expect((error as GvmiTestError).hint).toMatch(/a component of its path is a symbolic link or a file there/);
+  });
+});
+
 describe('deploy volumes under the 0.4 profile: refused with the reason', () => {
   it.each([
     ['host', { '/cache': { kind: 'host' as const } }],
