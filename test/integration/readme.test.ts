@@ -138,10 +138,13 @@ describe('the code blocks of README.md and docs/', () => {
     expect(shells.length).toBeGreaterThanOrEqual(1);
   });
 
-  it('run on the lowest Node major that package.json engines allows', async () => {
-    const engines = (JSON.parse(await readFile(join(CHECKOUT, 'package.json'), 'utf8')) as { engines: { node: string } }).engines.node;
-    const lowest = /^>=\s*(\d+)/.exec(engines)?.[1];
-    expect(lowest, `engines.node ${engines}`).toBeDefined();
+  // On a developer's newer Node the blocks still run, but syntax Node 20 lacks would pass unseen:
+  // CI (which must run the lowest Node) fails then; elsewhere the check is skipped, visibly.
+  const lowestNode = /^>=\s*(\d+)/.exec((JSON.parse(readFileSync(join(CHECKOUT, 'package.json'), 'utf8')) as { engines: { node: string } }).engines.node)?.[1];
+  const onLowestNode = process.versions.node.split('.')[0] === lowestNode;
+  it.skipIf(!onLowestNode && !process.env['CI'])(`run on the lowest Node major that package.json engines allows (skipped outside CI on Node ${process.versions.node}: not ${lowestNode ?? '?'})`, () => {
+    const lowest = lowestNode;
+    expect(lowest, 'engines.node starts with >=N').toBeDefined();
     // This Node runs the compiled blocks; on a newer one, syntax Node 20 lacks would pass unseen.
     expect(process.versions.node.split('.')[0], `run make test with Node ${lowest}`).toBe(lowest);
   });
