@@ -143,6 +143,28 @@ describe('deploy volumes under the 0.5 profile', () => {
   });
 });
 
+describe('errors=panic', () => {
+  it('a filesystem error on the storage volume panics the guest kernel: the VM is gone, and the error says so', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'gvmi-deploy-panic-'));
+    try {
+      await writeFile(join(dir, 'corrupt.sh'), CORRUPT_DIRECTORY);
+      const vm = await startVm({ image: inject('tinyImage'), runtimeVersion: '0.5', deployVolumes: { '/store': { kind: 'storage', sizeMiB: 8, errors: 'panic' } } });
+      try {
+        await vm.upload(join(dir, 'corrupt.sh'), '/golem/input/corrupt.sh');
+        expect(mountLine((await vm.exec('cat /proc/mounts')).stdout, '/store')).toMatch(/ ext2 rw,nodev,relatime,errors=panic 0 0$/);
+        const error = await vm.exec('mkdir /store/d && touch /store/d/a && /bin/sh /golem/input/corrupt.sh /store/d /store && ls /store/d').catch((e: unknown) => e);
+        expect((error as GvmiTestError).code).toBe('vm.crashed');
+        expect((error as GvmiTestError).message).toMatch(/Kernel panic/i);
+        expect(String((error as GvmiTestError).details?.['consoleTail'])).toMatch(/EXT2-fs .*error/);
+      } finally {
+        await vm.stop().catch(() => {});
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('a deploy volume the image has no room for', () => {
   it('a ram volume whose path runs through a symbolic link stops the boot, explained', async () => {
     // /etc/mtab is a symbolic link in the image: the init makes no directory through it
