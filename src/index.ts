@@ -7,6 +7,7 @@ export { readGvmi, encodeTrailer, type GvmiImage } from './image/gvmi-file.js';
 export { buildImage, type BuildOptions, type BuildResult } from './image/build-image.js';
 export { inspectImage, type Inspection } from './image/inspect-image.js';
 export { runHostScript, uploadHostScript, findHostScript, defaultVolume, type UploadedScript } from './requestor/host-script.js';
+export { guestArgv } from './requestor/guest-command.js';
 export type { ContainerConfig, ImageMetadata } from './image/container-config.js';
 export type { Finding, FindingCode } from './diagnostics/finding.js';
 export { detectAccelerator, type Accelerator, type AcceleratorChoice } from './qemu/accelerator.js';

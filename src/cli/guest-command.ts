@@ -1,17 +1,6 @@
 import type { Command } from 'commander';
 
 /**
- * How the words after `--` become a guest command. A provider runs BIN as given, with no PATH
- * search; golem-js's `exe.run("ls -l /")` sends `/bin/sh -c "ls -l /"`. So one word holding a
- * space (a quoted command line) runs through /bin/sh -c, the way a requestor's string does; several
- * words are argv, run as given — `ls` alone is not found on a provider either, and gvmi-test says why.
- */
-export function guestArgv(words: readonly string[]): string[] {
-  if (words.length === 1 && /\s/.test(words[0]!)) return ['/bin/sh', '-c', words[0]!];
-  return [...words];
-}
-
-/**
  * `args` with `--` put before the guest command's first word, so that everything from there on
  * is the guest's: `run img /bin/echo --timeout 5` runs `echo --timeout 5`, as `-- /bin/echo
  * --timeout 5` does. `leading` operands come before the command (run: the image). Options of

@@ -17,7 +17,7 @@ import { formatFinding, type Finding } from '../diagnostics/finding.js';
 import { extraVolumeFinding, shadowingFinding } from '../diagnostics/run-findings.js';
 import { usageReport, type UsageReport } from '../diagnostics/usage-report.js';
 import { parseKeyValue } from './options.js';
-import { guestArgv } from './guest-command.js';
+import { guestArgv } from '../requestor/guest-command.js';
 import { printable } from '../terminal-safe.js';
 import type { RuntimeRun } from '../diagnostics/runtime-comparison.js';
 import type { RuntimeProfile } from '../runtime-profile.js';
