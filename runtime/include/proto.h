@@ -72,6 +72,7 @@ enum msg_type {
 };
 
 #define PROTO_EXTENSION_VERSION 2 /* 2: MSG_CLOCK */
+#define PROTO_EXTENSION_CLOCK 2   /* the first extension version that knows MSG_CLOCK */
 
 enum sub_hello { SUB_HELLO_VERSION = 1 /* u32 */ };
 enum sub_net_ctl {
@@ -133,7 +134,7 @@ enum sub_put_input {
     SUB_INPUT_EOF = 3,  /* flag: close the stdin pipe after the queued data */
 };
 enum sub_signal { SUB_SIGNAL_ID = 1 /* u64 */, SUB_SIGNAL_SIGNO = 2 /* u32 */ };
-enum sub_usage { SUB_USAGE_LIMIT = 1 /* u32: how many files, at most 1000 */ };
+enum sub_usage { SUB_USAGE_LIMIT = 1 /* u32: how many files, at most PROTO_UPPER_USAGE_MAX_FILES */ };
 enum sub_resumed {
     SUB_RESUMED_TIME_NS = 1, /* u64: host CLOCK_REALTIME in ns since the epoch */
     SUB_RESUMED_ENTROPY = 2, /* BYTES: 16..PROTO_MAX_ENTROPY random bytes from the host */
@@ -185,5 +186,8 @@ struct proto_stats {
 #define PROTO_MAX_OUTPUT_CHUNK 65536u         /* one NOTIFY_OUTPUT_DATA payload */
 #define PROTO_MAX_ENTROPY 512u              /* SUB_RESUMED_ENTROPY bytes */
 #define PROTO_9P_MSIZE 104857600 /* runtime 0.5 asks for this; 0.4 leaves the kernel default */
+/* One message, either way: the agent stops on a larger request, the host refuses a larger reply. */
+#define PROTO_MAX_MESSAGE (64u * 1024u * 1024u)
+#define PROTO_UPPER_USAGE_MAX_FILES 1000u /* SUB_USAGE_LIMIT: files in one UPPER_USAGE reply */
 
 #endif

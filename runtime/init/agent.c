@@ -28,7 +28,7 @@
 #define TAG_SIGNALS 2
 #define PORT_NAME "manager_port"
 #define OUTGOING_HIGH (1u << 20) /* stop reading push output above this much unsent */
-#define INCOMING_MAX (64u << 20) /* a request larger than this cannot be held */
+#define INCOMING_MAX PROTO_MAX_MESSAGE /* a request larger than this cannot be held */
 /* While no host is connected, upstream retries every second; ours looks every 20 ms, so a host
  * that connects (or a VM restored from a snapshot) is served at once. */
 #define HOST_POLL_MS 20

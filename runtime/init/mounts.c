@@ -22,7 +22,9 @@
 
 /* What upstream's 0.5 init asks of each 9p volume (v0.5.2 init.c:1586); 0.4.2 asks no msize
  * (init.c:1399), so the kernel's default applies. */
-#define MSIZE_05 "104857600"
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
+#define MSIZE_05 STRINGIFY(PROTO_9P_MSIZE)
 
 /* The provider runtime this boot reproduces, for MOUNT_VOLUME (set by mounts_switch_root). */
 static int runtime_minor = 4;

@@ -55,7 +55,7 @@ static void walk(struct top *t, int dirfd, char *path, size_t path_len, int dept
 }
 
 void upper_usage_reply(struct obuf *out, uint64_t msg_id, int upper_fd, uint32_t limit) {
-    if (limit == 0 || limit > 1000) limit = limit ? 1000 : 10;
+    if (limit == 0 || limit > PROTO_UPPER_USAGE_MAX_FILES) limit = limit ? PROTO_UPPER_USAGE_MAX_FILES : 10;
     struct top t = {calloc(limit, sizeof(struct entry)), 0, limit};
     char *path = malloc(4096);
     int dup_fd = dup(upper_fd);

@@ -5,7 +5,7 @@
  */
 import { GvmiTestError } from '../errors.js';
 import {
-  MsgType, PROTO_EXTENSION_VERSION, PROTO_MAX_ARRAY, PROTO_MAX_BYTES, PROTO_MAX_ENTROPY, RedirectKind, RespType, STATS_FIELDS,
+  MsgType, PROTO_EXTENSION_VERSION, PROTO_MAX_ARRAY, PROTO_MAX_BYTES, PROTO_MAX_ENTROPY, PROTO_MAX_MESSAGE, PROTO_UPPER_USAGE_MAX_FILES, RedirectKind, RespType, STATS_FIELDS,
   SubClock, SubHello, SubInput, SubKill, SubMount, SubResize, SubResumed, SubRun, SubSignal, SubUsage,
 } from './protocol.js';
 
@@ -96,7 +96,12 @@ export interface AgentRequest {
 export function encodeRequest(id: bigint, request: AgentRequest): Buffer {
   const writer = new RequestWriter(id, request.type);
   request.write(writer);
-  return writer.finish();
+  const frame = writer.finish();
+  // The agent cannot hold a larger request and would stop the VM, as upstream's does.
+  if (frame.length > PROTO_MAX_MESSAGE) {
+    throw new GvmiTestError('usage', `a request of ${frame.length} bytes: the agent channel carries at most ${PROTO_MAX_MESSAGE} bytes (64 MiB) in one message`);
+  }
+  return frame;
 }
 
 export interface RunProcessSpec {
@@ -190,6 +195,9 @@ export function mountVolumeRequest(tag: string, path: string): AgentRequest {
 }
 
 export function upperUsageRequest(limit: number): AgentRequest {
+  if (!Number.isInteger(limit) || limit < 1 || limit > PROTO_UPPER_USAGE_MAX_FILES) {
+    throw new GvmiTestError('usage', `${limit} files: the agent lists 1 to ${PROTO_UPPER_USAGE_MAX_FILES} of the largest`);
+  }
   return { type: MsgType.UPPER_USAGE, write: (w) => w.sub(SubUsage.LIMIT).u32(limit) };
 }
 
@@ -303,8 +311,6 @@ export type GuestMessage =
   | { type: 'exec-failed'; processId: bigint; step: number; errno: number }
   | { type: 'output-data'; processId: bigint; fd: number; data: Buffer };
 
-/** Largest body we accept in one message: a guest must not make the host allocate at will. */
-const MAX_BODY = 64 * 1024 * 1024;
 
 /** Body length of a message once `available` bytes of it are known, or undefined if not yet. */
 function bodyLength(type: number, body: Buffer): number | undefined {
@@ -325,7 +331,7 @@ function bodyLength(type: number, body: Buffer): number | undefined {
 }
 
 function checked(length: number): number {
-  if (!Number.isSafeInteger(length) || length > MAX_BODY) {
+  if (!Number.isSafeInteger(length) || length > PROTO_MAX_MESSAGE) {
     throw new GvmiTestError('agent.protocol', `the guest announced a ${length}-byte message`);
   }
   return length;

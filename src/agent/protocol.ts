@@ -86,6 +86,9 @@ export type MsgType = (typeof MsgType)[keyof typeof MsgType];
 /** 2: MSG_CLOCK */
 export const PROTO_EXTENSION_VERSION = 2;
 
+/** the first extension version that knows MSG_CLOCK */
+export const PROTO_EXTENSION_CLOCK = 2;
+
 /** proto.h enum sub_hello */
 export const SubHello = {
   /** u32 */
@@ -238,7 +241,7 @@ export type SubSignal = (typeof SubSignal)[keyof typeof SubSignal];
 
 /** proto.h enum sub_usage */
 export const SubUsage = {
-  /** u32: how many files, at most 1000 */
+  /** u32: how many files, at most PROTO_UPPER_USAGE_MAX_FILES */
   LIMIT: 1,
 } as const;
 export type SubUsage = (typeof SubUsage)[keyof typeof SubUsage];
@@ -359,3 +362,9 @@ export const PROTO_MAX_ENTROPY = 512;
 
 /** runtime 0.5 asks for this; 0.4 leaves the kernel default */
 export const PROTO_9P_MSIZE = 104857600;
+
+/** One message, either way: the agent stops on a larger request, the host refuses a larger reply. */
+export const PROTO_MAX_MESSAGE = 64 * 1024 * 1024;
+
+/** SUB_USAGE_LIMIT: files in one UPPER_USAGE reply */
+export const PROTO_UPPER_USAGE_MAX_FILES = 1000;

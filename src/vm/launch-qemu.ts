@@ -11,6 +11,7 @@ import { chmod, unlink } from 'node:fs/promises';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { AgentClient } from '../agent/agent-client.js';
+import { PROTO_EXTENSION_CLOCK } from '../agent/protocol.js';
 import { GvmiTestError } from '../errors.js';
 import { incomingArgs, monitorArgs } from '../qemu/migration.js';
 import { QmpClient } from '../qemu/qmp-client.js';
@@ -101,7 +102,7 @@ export async function refreshGuest(client: AgentClient, timeoutMs?: number, logg
   const version = await client.hello(timeoutMs);
   const now = hostRealtimeClock();
   await client.resumed(now(), randomBytes(64), timeoutMs);
-  if (version < CLOCK_EXTENSION_VERSION) {
+  if (version < PROTO_EXTENSION_CLOCK) {
     logger?.warn({ extensionVersion: version }, 'the guest agent predates CLOCK: its clock is only as close as RESUMED set it (run `make runtime`)');
     return undefined;
   }
@@ -110,9 +111,6 @@ export async function refreshGuest(client: AgentClient, timeoutMs?: number, logg
   else logger?.warn({ clock }, `guest clock set, but no round trip was short enough to prove it within ${GUEST_CLOCK_BOUND_NS / 1e6} ms of the host's`);
   return clock;
 }
-
-/** The agent's extension version that knows CLOCK (proto.h). */
-const CLOCK_EXTENSION_VERSION = 2;
 
 export async function launchQemu(request: LaunchRequest): Promise<LaunchedQemu> {
   const { mode, logger, consoleLog } = request;

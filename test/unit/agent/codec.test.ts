@@ -4,7 +4,7 @@ import {
   mountVolumeRequest, putInputRequests, RequestWriter, resizeRequest, resumedRequest, runProcessRequest, signalRequest, u64Reply,
   upperUsageRequest, type AgentRequest, type GuestMessage,
 } from '../../../src/agent/codec.js';
-import { MsgType, RespType, SubRun } from '../../../src/agent/protocol.js';
+import { MsgType, PROTO_MAX_BYTES, PROTO_MAX_MESSAGE, PROTO_UPPER_USAGE_MAX_FILES, RespType, SubRun } from '../../../src/agent/protocol.js';
 import { describeErrno, errnoName } from '../../../src/agent/errno.js';
 import { isGvmiTestError } from '../../../src/errors.js';
 
@@ -69,6 +69,19 @@ describe('MessageReader', () => {
     };
     expect(bad(frame(1n, 99, Buffer.alloc(0)))).toBe('agent.protocol');
     expect(bad(frame(1n, RespType.OK_BYTES, u64(2 ** 40)))).toBe('agent.protocol');
+  });
+
+  it('takes a message of PROTO_MAX_MESSAGE (proto.h) bytes and refuses one byte more', () => {
+    const announced = (length: number): string => {
+      try {
+        new MessageReader().push(frame(1n, RespType.OK_BYTES, u64(length)));
+        return 'accepted';
+      } catch (e) {
+        return isGvmiTestError(e) ? e.code : String(e);
+      }
+    };
+    expect(announced(PROTO_MAX_MESSAGE - 8)).toBe('accepted');
+    expect(announced(PROTO_MAX_MESSAGE - 7)).toBe('agent.protocol');
   });
 });
 
@@ -162,6 +175,21 @@ describe('request bodies (proto.h, byte for byte)', () => {
     expect(requests[1]!.equals(request(2, 64, u8(1), u64(4), u8(2), bytes(data.subarray(1024 * 1024)), u8(3)))).toBe(true);
     expect(putInputRequests(4n, Buffer.alloc(0), true).map((r) => encoded(r))).toEqual([request(9, 64, u8(1), u64(4), u8(3))]);
     expect(putInputRequests(4n, Buffer.from('x'), false).map((r) => encoded(r))).toEqual([request(9, 64, u8(1), u64(4), u8(2), bytes('x'))]);
+  });
+});
+
+describe('limits of proto.h on requests', () => {
+  it('a request over PROTO_MAX_MESSAGE is refused before it is sent (the agent would stop the VM)', () => {
+    const field = Buffer.alloc(PROTO_MAX_BYTES);
+    const under = { type: MsgType.PUT_INPUT, write: (w: RequestWriter) => { for (let i = 0; i < 3; i++) w.sub(1).bytes(field); } };
+    expect(encoded(under).length).toBeLessThanOrEqual(PROTO_MAX_MESSAGE);
+    const over = { type: MsgType.PUT_INPUT, write: (w: RequestWriter) => { for (let i = 0; i < 4; i++) w.sub(1).bytes(field); } };
+    expect(() => encoded(over)).toThrow(expect.objectContaining({ code: 'usage', message: expect.stringContaining(`at most ${PROTO_MAX_MESSAGE} bytes`) }));
+  });
+
+  it('UPPER_USAGE asks for 1 to PROTO_UPPER_USAGE_MAX_FILES files', () => {
+    expect(encoded(upperUsageRequest(PROTO_UPPER_USAGE_MAX_FILES))).toEqual(request(9, 67, u8(1), u32(PROTO_UPPER_USAGE_MAX_FILES)));
+    for (const n of [0, PROTO_UPPER_USAGE_MAX_FILES + 1, 2.5]) expect(() => upperUsageRequest(n)).toThrow(expect.objectContaining({ code: 'usage' }));
   });
 });
 
