@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startVm, type StartedVm } from '../../src/index.js';
 import { buildImage } from '../../src/image/build-image.js';
 import { TINY_IMAGE_SETTINGS } from '../helpers/busybox-rootfs.js';
-import type { AgentClient } from '../../src/agent/agent-client.js';
+import { vmInternalsForTests } from '../../src/vm/started-vm.js';
 import { failure } from '../helpers/failure.js';
 import { minimalRootfs, rawGvmi } from '../helpers/raw-gvmi.js';
 
@@ -304,7 +304,7 @@ describe('conditions as upstream, per runtime (ya-runtime-vm 0.4.2 / 0.5.2)', ()
   });
 
   it('MOUNT_VOLUME checks the path as upstream\'s create_dir_path: EINVAL at an empty, . or .. component (what came before is made, 0755), ENOTDIR through a symlink', async () => {
-    const client = (vm as unknown as { internals: { client: AgentClient } }).internals.client;
+    const client = vmInternalsForTests(vm).client;
     const errnoOf = (path: string): Promise<unknown> => client.mountVolume('mnt-none', path).then(() => 0, (e: { details?: { errno?: number } }) => e.details?.errno);
     expect(await errnoOf('relative/path')).toBe(22);
     expect(await errnoOf('/')).toBe(22);
