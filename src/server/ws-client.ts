@@ -238,7 +238,8 @@ export class RemoteVm implements VmLike {
         offset += bytesRead;
         if (bytesRead === 0) break;
       } while (offset < size && !refused);
-      if (!refused) this.send({ op: 'upload-end', id });
+      // Its permission bits go along, as a local upload keeps them (setuid and the like never do).
+      if (!refused) this.send({ op: 'upload-end', id, mode: st.mode & 0o777 });
     } catch (error) {
       this.waiters.delete(id);
       throw error instanceof GvmiTestError ? error : new GvmiTestError('transfer.failed', `upload of ${hostPath}: ${(error as Error).message}`);

@@ -18,7 +18,8 @@ export type ClientMessage =
   | { op: 'stats'; id: string }
   | { op: 'info'; id: string }
   | { op: 'upload'; id: string; path: string; data: string; offset: number }
-  | { op: 'upload-end'; id: string }
+  /** `mode`: the file's permission bits (0o755 for a `#!` script run as itself); 0o600 when absent. */
+  | { op: 'upload-end'; id: string; mode?: number }
   | { op: 'download'; id: string; path: string }
   | { op: 'stop'; id: string };
 
@@ -61,6 +62,9 @@ export function validateClientMessage(value: unknown): string | undefined {
     case 'upload':
       if (!str('path') || !str('data')) return '"path" and "data" (base64) are required';
       return Number.isSafeInteger(m['offset']) && (m['offset'] as number) >= 0 ? undefined : '"offset" must be an integer >= 0';
+    case 'upload-end':
+      return m['mode'] === undefined || (Number.isInteger(m['mode']) && (m['mode'] as number) >= 0 && (m['mode'] as number) <= 0o777)
+        ? undefined : '"mode" must be permission bits, an integer from 0 to 511 (0o777)';
     case 'download':
       return str('path') ? undefined : '"path" is required';
     default:

@@ -221,6 +221,8 @@ class Connection {
         if (!upload) throw new GvmiTestError('usage', `no upload with id ${JSON.stringify(m.id)}`);
         this.uploads.delete(m.id);
         try {
+          // The client's permission bits (a `#!` script must stay executable); else the private 0600.
+          if (m.mode !== undefined) await upload.handle.chmod(m.mode);
           await upload.handle.close();
           await this.vm.upload(upload.file, upload.path);
         } finally {

@@ -11,6 +11,7 @@ import { WebSocket } from 'ws';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { connectVm, type RemoteVm } from '../../src/server/ws-client.js';
 import { serveVm } from '../../src/server/ws-server.js';
+import { runHostScript } from '../../src/requestor/host-script.js';
 import '../../src/vitest/index.js';
 
 const cli = resolve('dist/cli/main.js');
@@ -107,6 +108,19 @@ describe('gvmi-test serve', () => {
     expect((await readFile(join(dir, 'out.txt'))).equals(Buffer.alloc(big.length, 'y'))).toBe(true);
     await expect(vm).toHaveFile('/golem/output/out.txt');
     await expect(vm).toShadow('/golem/input/baked.txt');
+  });
+
+  it('an upload keeps its permission bits: runHostScript runs a #! script on a served VM as itself', async () => {
+    await using vm = await connectVm(url);
+    await writeFile(join(dir, 'job.sh'), '#!/bin/sh\necho "ran as $0 with $1"\n');
+    await chmod(join(dir, 'job.sh'), 0o644); // a private copy is sent 0755; the host file stays as it is
+    const { result, script } = await runHostScript(vm, join(dir, 'job.sh'), ['arg']);
+    expect(script.argv).toEqual(['/golem/input/job.sh', 'arg']);
+    expect(result, result.stderr).toMatchObject({ exitCode: 0, stdout: 'ran as /golem/input/job.sh with arg\n' });
+    await writeFile(join(dir, 'data.txt'), 'x');
+    await chmod(join(dir, 'data.txt'), 0o640);
+    await vm.upload(join(dir, 'data.txt'), '/golem/input/data.txt');
+    expect((await vm.exec('stat -c %a /golem/input/job.sh /golem/input/data.txt')).stdout).toBe('755\n640\n');
   });
 
   it('serveVm serves any VmLike: a connection to a served VM passed on; exec.timeout through both', async () => {
