@@ -19,18 +19,12 @@ import { memoPath, readMemo, writeMemo } from '../memo.js';
 import { GvmiTestError } from '../errors.js';
 import { cacheDir } from '../cache-dir.js';
 import { installToolsCommand, isCheckout, packageRoot, restoreRuntimeCommand } from './package-layout.js';
-import { SHIPPED_RUNTIME_DIR, unpackShippedRuntime } from './shipped-runtime.js';
+import { SHIPPED_RUNTIME_DIR, unpackShippedRuntime, type UnpackedRuntime } from './shipped-runtime.js';
 
 export { packageRoot } from './package-layout.js';
 
-export interface RuntimeFiles {
-  kernel: string;
-  initramfs: string;
-  kernelHash: string;
-  initHash: string;
-  runtimeHash: string;
-  /** x86-64 hosts: runtime/host/tsc_khz.c, the host's TSC frequency for TCG guests (host-tsc.ts). */
-  tscKhzTool?: string;
+/** The guest runtime's files, wherever they were found (the shape an unpacked package gives). */
+export interface RuntimeFiles extends UnpackedRuntime {
   /** Where it was found: an override, a checkout's build, or the installed package. */
   source?: RuntimeSource;
 }

@@ -55,6 +55,7 @@ export interface UnpackedRuntime {
   kernelHash: string;
   initHash: string;
   runtimeHash: string;
+  /** x86-64 hosts: runtime/host/tsc_khz.c, the host's TSC frequency for TCG guests (host-tsc.ts). */
   tscKhzTool?: string;
 }
 
