@@ -14,6 +14,7 @@ import { lstat, mkdir, readdir, rm, stat, utimes, writeFile } from 'node:fs/prom
 import { join } from 'node:path';
 import { cacheDir } from '../cache-dir.js';
 import { GvmiTestError } from '../errors.js';
+import { budgetBytesFromEnv, entriesOverBudget } from '../lru-budget.js';
 import { notOurs, untrustedDirectory } from '../owned-path.js';
 import type { EngineName } from './image-reference.js';
 
@@ -73,8 +74,7 @@ export async function describeConvertedImage(key: string, description: Record<st
 }
 
 export function convertedImagesBudgetBytes(): number {
-  const mib = Number(process.env['GVMI_TEST_IMAGE_CACHE_MIB'] ?? DEFAULT_BUDGET_MIB);
-  return (Number.isFinite(mib) && mib >= 0 ? mib : DEFAULT_BUDGET_MIB) * 1024 * 1024;
+  return budgetBytesFromEnv('GVMI_TEST_IMAGE_CACHE_MIB', DEFAULT_BUDGET_MIB);
 }
 
 export interface ConvertedImage {
@@ -106,14 +106,10 @@ export async function pruneConvertedImages(budgetBytes = convertedImagesBudgetBy
   if (await untrustedDirectory(dir)) return [];
   const images = await listConvertedImages();
   const removed: string[] = [];
-  let total = 0;
-  for (const image of images) {
-    total += image.bytes;
-    if (total > budgetBytes && image.key !== keep) {
-      await rm(image.path, { force: true });
-      await rm(join(dir, `${image.key}.json`), { force: true });
-      removed.push(image.key);
-    }
+  for (const image of entriesOverBudget(images, budgetBytes, keep)) {
+    await rm(image.path, { force: true });
+    await rm(join(dir, `${image.key}.json`), { force: true });
+    removed.push(image.key);
   }
   const kept = new Set(images.map((i) => i.key).filter((k) => !removed.includes(k)));
   for (const name of await readdir(dir).catch(() => [] as string[])) {

@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { cacheDir } from '../cache-dir.js';
 import { GvmiTestError } from '../errors.js';
+import { budgetBytesFromEnv, entriesOverBudget } from '../lru-budget.js';
 import { notOurs, untrustedDirectory } from '../owned-path.js';
 
 /** Bumped when what a snapshot holds, or how it is restored, changes. */
@@ -143,8 +144,7 @@ export async function listSnapshots(): Promise<SavedSnapshot[]> {
 }
 
 export function snapshotBudgetBytes(): number {
-  const mib = Number(process.env['GVMI_TEST_SNAPSHOT_CACHE_MIB'] ?? DEFAULT_BUDGET_MIB);
-  return (Number.isFinite(mib) && mib >= 0 ? mib : DEFAULT_BUDGET_MIB) * 1024 * 1024;
+  return budgetBytesFromEnv('GVMI_TEST_SNAPSHOT_CACHE_MIB', DEFAULT_BUDGET_MIB);
 }
 
 /**
@@ -158,13 +158,9 @@ export async function pruneSnapshots(budgetBytes = snapshotBudgetBytes(), keep?:
   const names = await readdir(dir).catch(() => [] as string[]);
   const states = await listSnapshots();
   const removed: string[] = [];
-  let total = 0;
-  for (const s of states) {
-    total += s.bytes;
-    if (total > budgetBytes && s.key !== keep) {
-      await discardSnapshot(s.key);
-      removed.push(s.key);
-    }
+  for (const s of entriesOverBudget(states, budgetBytes, keep)) {
+    await discardSnapshot(s.key);
+    removed.push(s.key);
   }
   // Left behind by a save that was killed half-way; notes whose state is gone.
   const stateKeys = new Set(states.map((s) => s.key));
