@@ -66,6 +66,14 @@ export const ERROR_CODES = [
   // a requestor network (VPN) or outbound manifest that cannot be set up as asked
   'deploy.bad-network',
   'deploy.bad-manifest',
+  // a network of another gvmi-test process (`gvmi-test network start`, `--network NAME`): not
+  // running, its process gone, no address left, or its name taken by a running one
+  'network.not-found',
+  'network.gone',
+  'network.exhausted',
+  'network.name-taken',
+  // the directory of the networks' control sockets is not this user's alone
+  'setup.unsafe-runtime-dir',
   // the caller's mistake: a bad command line, option or request
   'usage',
   // a bug in gvmi-test (the CLI reports any other exception with this code)

@@ -17,7 +17,10 @@ export type { VmLike, VmLikeInfo } from './vm/vm-like.js';
 export type { ClientMessage, ServerMessage } from './server/ws-protocol.js';
 export { RUNTIME_PROFILES, DEFAULT_RUNTIME_PROFILE, RUNTIME_PROFILE_SUMMARY, parseRuntimeProfile, type RuntimeProfile } from './runtime-profile.js';
 export { compareRuntimeRuns, type RuntimeRun, type RuntimeComparison } from './diagnostics/runtime-comparison.js';
-export { startNetwork, VpnNetwork, DEFAULT_VPN_NETWORK, type StartNetworkOptions, type Forward } from './network/vpn-network.js';
+export { startNetwork, VpnNetwork, DEFAULT_VPN_NETWORK, type StartNetworkOptions, type Forward, type JoinableNetwork } from './network/vpn-network.js';
+// A network served by `gvmi-test network start` in another process, joined as startVm({ network }).
+export { connectNetwork, listNetworks, RemoteNetwork, type ConnectNetworkOptions } from './network/network-control-client.js';
+export type { NetworkDescription } from './network/network-control-protocol.js';
 export type { VmNetworkOptions } from './network/vm-networking.js';
 export type { OutboundOptions } from './network/outbound-access.js';
 export { parseManifest, readManifest, type OutboundWhitelist } from './network/outbound-manifest.js';

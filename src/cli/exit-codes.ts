@@ -16,7 +16,7 @@ export const EXIT = {
   vm: 70, // EX_SOFTWARE: the VM crashed, failed to boot, or the agent misbehaved
   cantCreate: 73, // EX_CANTCREAT: output exists / cannot be written
   transfer: 74, // EX_IOERR: a file transfer was refused or failed, or a cache entry could not be removed
-  connect: 75, // EX_TEMPFAIL: the served VM cannot be reached (is `serve` running?)
+  connect: 75, // EX_TEMPFAIL: the served VM or the named network cannot be reached (is `serve` / `network start` running?)
 } as const;
 
 export function exitCodeFor(code: ErrorCode): number {
@@ -27,7 +27,7 @@ export function exitCodeFor(code: ErrorCode): number {
   if (code.startsWith('image.') || code.startsWith('build.')) return EXIT.image;
   if (code.startsWith('setup.')) return EXIT.setup;
   if (code.startsWith('transfer.') || code.startsWith('cache.')) return EXIT.transfer;
-  if (code.startsWith('connect.')) return EXIT.connect;
+  if (code.startsWith('connect.') || code.startsWith('network.')) return EXIT.connect;
   if (code.startsWith('vm.') || code.startsWith('agent.') || code.startsWith('exec.') || code.startsWith('snapshot.')) return EXIT.vm;
   return EXIT.failure;
 }

@@ -14,6 +14,7 @@ import { registerExec } from './commands/exec.js';
 import { registerShell } from './commands/shell.js';
 import { registerStartEntrypoint } from './commands/start-entrypoint.js';
 import { registerCache } from './commands/cache.js';
+import { registerNetwork } from './commands/network.js';
 import { EXIT, ExitStatus } from './exit-codes.js';
 import { processIo, type CliIo } from './io.js';
 import { reportError } from './report-error.js';
@@ -49,6 +50,7 @@ export function createProgram(io: CliIo, invocation: Invocation = {}): Command {
   registerShell(program, io);
   registerStartEntrypoint(program, io);
   registerCache(program, io);
+  registerNetwork(program, io);
   for (const command of program.commands) command.exitOverride();
   return program;
 }

@@ -24,6 +24,8 @@ import type { RuntimeProfile } from '../runtime-profile.js';
 import { LinePrefixer } from './line-prefixer.js';
 import { defaultVolume, uploadHostScript } from '../requestor/host-script.js';
 import { startVmFromFlags, type VmFlags } from './vm-options.js';
+import { networkRecordOf } from './vm-network-options.js';
+import { outboundRefusedFindings } from '../diagnostics/outbound-findings.js';
 
 export interface RunFlags extends VmFlags {
   input: string[];
@@ -164,7 +166,7 @@ export async function runUnder(plan: RunPlan, runtime: RuntimeProfile, label?: s
   const warn = !json && !flags.quiet;
   const tag = label ? `[${label}] ` : '';
   const say = (line: string): void => writeLine(io.stderr, `gvmi-test: ${tag}${line}`);
-  await using vm = await startVmFromFlags(plan.image, flags, runtime);
+  await using vm = await startVmFromFlags(plan.image, flags, runtime, io, { quiet: flags.quiet ?? false });
   const imageVolumes = vm.info.metadata.volumes;
   const firstVolume = defaultVolume(vm);
 
@@ -229,8 +231,10 @@ export async function runUnder(plan: RunPlan, runtime: RuntimeProfile, label?: s
   }
   const result = await process.wait().finally(() => feeding?.stop());
   for (const p of prefixers) p.finish();
-  const findings: Finding[] = [...(extraVolumes ? [extraVolumes] : []), ...(shadowing ? [shadowing] : []), ...(await vm.diagnose(result))];
-  if (warn) for (const f of findings.filter((x) => x !== shadowing && x !== extraVolumes)) say(formatFinding(f));
+  // Outbound refusals were said on stderr as they happened (vm-network-options.ts): not again.
+  const refused = outboundRefusedFindings(vm.outboundRefusals());
+  const findings: Finding[] = [...(extraVolumes ? [extraVolumes] : []), ...(shadowing ? [shadowing] : []), ...(await vm.diagnose(result)), ...refused];
+  if (warn) for (const f of findings.filter((x) => x !== shadowing && x !== extraVolumes && !refused.includes(x))) say(formatFinding(f));
   const keep = flags.keep ?? false;
   const report = flags.report ? await usageReport(vm, { keep }) : undefined;
   if (report && !json) printReport(report, io, tag);
@@ -261,6 +265,8 @@ export async function runUnder(plan: RunPlan, runtime: RuntimeProfile, label?: s
     // A directory gvmi-test made is removed when the VM stops, unless --keep.
     volumes: vm.volumes.map((v) => ({ guest: v.guestPath, host: v.hostPath, kept: keep || !v.temporary })),
     findings,
+    ...networkRecordOf(vm),
+    ...(flags.manifest !== undefined ? { outboundRefusals: vm.outboundRefusals() } : {}),
     ...(report ? { report } : {}),
     ...(failure ? { error: { code: failure.code, message: failure.message, hint: failure.hint } } : {}),
   };

@@ -12,8 +12,10 @@ import { collect, parseKeyValue, parsePositiveInt } from './options.js';
 import { parseRuntimeChoice, singleRuntime } from './runtime-option.js';
 import { startStoppable } from './termination.js';
 import { deployVolumesFromFlags, type DeployVolumeFlags } from './deploy-volume-options.js';
+import { addNetworkOptions, networkingFromFlags, type NetworkFlags } from './vm-network-options.js';
+import type { CliIo } from './io.js';
 
-export interface VmFlags extends DeployVolumeFlags {
+export interface VmFlags extends DeployVolumeFlags, NetworkFlags {
   volume: string[];
   env: string[];
   workdir?: string;
@@ -31,7 +33,7 @@ export interface VmFlags extends DeployVolumeFlags {
  * `--runtime-version all` (run only: it runs the command once per runtime).
  */
 export function addVmOptions(command: Command, { compare = false }: { compare?: boolean } = {}): Command {
-  return command
+  return addNetworkOptions(command)
     .option(compare ? '--runtime-version <0.4|0.5|all>' : '--runtime-version <0.4|0.5>',
       `provider runtime to reproduce: 0.4 (default: 128 MiB overlay, image Env applied) or 0.5 (overlay on the root tmpfs, an EMPTY environment, hostname golem)${compare ? '; all (or both): once under each, then compare' : ''} (env ${RUNTIME_VERSION_ENV})`)
     .option('--volume <GUEST=HOSTDIR>', 'bind a host directory as a volume (repeatable); other VOLUMEs get fresh empty directories', collect, [])
@@ -53,13 +55,15 @@ export function runtimeFromFlags(flags: VmFlags, command: string): RuntimeProfil
   return singleRuntime(parseRuntimeChoice(flags.runtimeVersion), command);
 }
 
-export async function startVmFromFlags(image: string, flags: VmFlags, runtimeVersion: RuntimeProfile): Promise<StartedVm> {
+/** `io`: where the network options say what they did (forwards, outbound refusals; not refusals when `quiet`). */
+export async function startVmFromFlags(image: string, flags: VmFlags, runtimeVersion: RuntimeProfile, io?: CliIo, { quiet = false } = {}): Promise<StartedVm> {
   const volumes = Object.fromEntries(flags.volume.map((v) => {
     const [guest, host] = parseKeyValue(v, '--volume');
     return [guest, resolve(host)];
   }));
   const env = Object.fromEntries(flags.env.map((e) => parseKeyValue(e, '--env')));
   const deployVolumes = deployVolumesFromFlags(flags);
+  const networking = await networkingFromFlags(flags, io, { quiet });
   // Modules load when a command needs them: every cold run pays for what it imports.
   const { startVm } = await import('../vm/start-vm.js');
   let logger;
@@ -80,8 +84,14 @@ export async function startVmFromFlags(image: string, flags: VmFlags, runtimeVer
     keepVolumes: flags.keep ?? false,
     // commander sets snapshot=true unless --no-snapshot; only the flag overrides the environment.
     ...(flags.snapshot === false ? { snapshot: false } : {}),
+    ...networking.options,
   };
   // A signal or a closed output stops it before the process exits (src/cli/termination.ts).
-  return startStoppable((signal) => startVm({ ...options, signal }));
+  const vm = await startStoppable((signal) => startVm({ ...options, signal }));
+  await networking.attach(vm).catch(async (error: unknown) => {
+    await vm.stop();
+    throw error;
+  });
+  return vm;
 }
 

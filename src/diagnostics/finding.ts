@@ -22,7 +22,9 @@ export type FindingCode =
   | 'volume-not-in-image'
   // a requestor's deploy volumes (runtime 0.5)
   | 'deploy-volume-full'
-  | 'deploy-volume-read-only';
+  | 'deploy-volume-read-only'
+  // outbound access under a manifest: a connection its whitelist refused
+  | 'outbound-refused';
 
 export interface Finding {
   code: FindingCode;

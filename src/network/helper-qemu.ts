@@ -85,6 +85,11 @@ export class HelperQemu {
     }
   }
 
+  /** Ends the forward of 127.0.0.1:hostPort (its open connections stay until they close). */
+  async removeForward(hostPort: number): Promise<void> {
+    await this.qmp.execute('human-monitor-command', { 'command-line': `hostfwd_remove slirp tcp:127.0.0.1:${hostPort}` }).catch(() => {});
+  }
+
   get running(): boolean {
     return this.proc.running;
   }

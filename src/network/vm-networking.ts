@@ -12,11 +12,11 @@ import type { RuntimeProfile } from '../runtime-profile.js';
 import { OutboundAccess, type OutboundOptions } from './outbound-access.js';
 import type { Refusal } from './outbound-filter.js';
 import { joinInterface, sendHosts } from './vpn-join.js';
-import type { VpnNetwork, VpnNode } from './vpn-network.js';
+import type { JoinableNetwork, VpnNode } from './vpn-network.js';
 
 export interface VmNetworkOptions {
-  /** Join this requestor network (startNetwork). */
-  network?: VpnNetwork;
+  /** Join this requestor network (startNetwork, or one of another process: connectNetwork). */
+  network?: JoinableNetwork;
   /** The VM's address in it (default: the next free one). */
   ip?: string;
   /** The name other VMs that join later find it by (/etc/hosts). */

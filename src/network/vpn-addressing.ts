@@ -75,5 +75,5 @@ export function nextNodeAddress(net: VpnAddressing, taken: ReadonlySet<string>):
     const ip = numberToIpv4(n);
     if (!taken.has(ip)) return ip;
   }
-  throw bad(`the network ${net.cidr} has no free address left`, 'use a larger network (a smaller prefix)');
+  throw new GvmiTestError('network.exhausted', `the network ${net.cidr} has no free address left`, { hint: 'use a larger network (a smaller prefix), or stop a VM of it: its address is given back' });
 }

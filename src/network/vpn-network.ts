@@ -44,12 +44,25 @@ export interface Forward {
   port: number;
 }
 
+/**
+ * What a VM joins: this process's VpnNetwork, or one served by another gvmi-test process
+ * (`gvmi-test network start`, reached through RemoteNetwork in network-control-client.ts).
+ */
+export interface JoinableNetwork {
+  /** The network as golem-js writes it: 192.168.7.0/24 */
+  readonly ip: string;
+  addNode(options?: NodeOptions): Promise<VpnNode>;
+  forward(target: { ip: string; port: number; hostPort?: number }): Promise<Forward>;
+}
+
 /** golem-js's default network (NetworkModule `ip` default). */
 export const DEFAULT_VPN_NETWORK = '192.168.0.0/24';
 
-export class VpnNetwork {
+export class VpnNetwork implements JoinableNetwork {
   private readonly taken = new Set<string>();
   private readonly named: { ip: string; name: string }[] = [];
+  private readonly nodes = new Map<string, { ip: string; name?: string }>();
+  private readonly forwards = new Map<number, Forward>();
   private gateway: Promise<HelperQemu> | undefined;
   private closed = false;
   /** libslirp's DNS address, which it answers ARP for: kept from the nodes (the net's last host). */
@@ -101,6 +114,7 @@ export class VpnNetwork {
     const localPort = await freeUdpPort();
     this.fabric.attach(localPort);
     if (options.name !== undefined) this.named.push({ ip, name: options.name });
+    this.nodes.set(ip, { ip, ...(options.name !== undefined ? { name: options.name } : {}) });
     let left = false;
     return {
       ip,
@@ -115,6 +129,7 @@ export class VpnNetwork {
         if (left) return;
         left = true;
         this.taken.delete(ip);
+        this.nodes.delete(ip);
         this.fabric.detach(localPort);
         const at = this.named.findIndex((n) => n.ip === ip);
         if (at >= 0) this.named.splice(at, 1);
@@ -137,7 +152,26 @@ export class VpnNetwork {
     const gateway = await this.gateway;
     const hostPort = target.hostPort ?? await freeTcpPort();
     await gateway.addForward(hostPort, ip, target.port);
-    return { hostPort, ip, port: target.port };
+    const forward = { hostPort, ip, port: target.port };
+    this.forwards.set(hostPort, forward);
+    return forward;
+  }
+
+  /** Ends a forward made by forward() (connections already open stay until they close). */
+  async removeForward(hostPort: number): Promise<void> {
+    if (!this.forwards.delete(hostPort)) return;
+    const gateway = await this.gateway?.catch(() => undefined);
+    await gateway?.removeForward(hostPort);
+  }
+
+  /** The nodes joined now, in the order they joined. */
+  members(): { ip: string; name?: string }[] {
+    return [...this.nodes.values()];
+  }
+
+  /** The host ports forwarded now. */
+  activeForwards(): Forward[] {
+    return [...this.forwards.values()];
   }
 
   private async startGateway(): Promise<HelperQemu> {

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { writeLine, type CliIo } from '../io.js';
 import { addVmOptions, runtimeFromFlags, startVmFromFlags, type VmFlags } from '../vm-options.js';
+import { networkRecordOf } from '../vm-network-options.js';
 import { parsePositiveInt } from '../options.js';
 import { writeUrlFile } from '../served-url.js';
 import { imagePathFor } from '../image-argument.js';
@@ -33,7 +34,7 @@ export function registerServe(program: Command, io: CliIo): void {
       if (!LOOPBACK.has(flags.host)) {
         writeLine(io.stderr, `gvmi-test: WARNING: serving on ${flags.host}, not loopback: anyone who can reach this address and has the token can run commands in the VM`);
       }
-      const vm = await startVmFromFlags((await imagePathFor(image, io)).path, flags, runtimeVersion);
+      const vm = await startVmFromFlags((await imagePathFor(image, io)).path, flags, runtimeVersion, io);
       let server;
       let removeUrlFile = async (): Promise<void> => {};
       try {
@@ -51,7 +52,7 @@ export function registerServe(program: Command, io: CliIo): void {
       // With --url-file the token goes to that file only: stdout may end up in a log others read.
       const where = flags.urlFile ? { urlFile: flags.urlFile } : { url: server.url, token: server.token };
       if (flags.json) {
-        writeLine(io.stdout, JSON.stringify({ ...where, host: server.host, port: server.port, runtimeVersion: vm.info.runtimeVersion, volumes: vm.volumes.map((v) => ({ guest: v.guestPath, host: v.hostPath })) }));
+        writeLine(io.stdout, JSON.stringify({ ...where, host: server.host, port: server.port, runtimeVersion: vm.info.runtimeVersion, volumes: vm.volumes.map((v) => ({ guest: v.guestPath, host: v.hostPath })), ...networkRecordOf(vm) }));
       } else {
         if (flags.urlFile) writeLine(io.stderr, `gvmi-test: URL written to ${flags.urlFile} (gvmi-test exec --connect-file ${flags.urlFile} -- …)`);
         else writeLine(io.stdout, server.url);

@@ -70,7 +70,7 @@ export function registerShell(program: Command, io: CliIo): void {
     .option('--tty', 'a real terminal in the guest (a pty): vi, top, job control work'))
     .action(async (image: string, flags: ShellFlags) => {
       if (flags.tty) requireTerminal(io);
-      await using vm = await startVmFromFlags((await imagePathFor(image, io)).path, flags, runtimeFromFlags(flags, 'shell'));
+      await using vm = await startVmFromFlags((await imagePathFor(image, io)).path, flags, runtimeFromFlags(flags, 'shell'), io);
       if (flags.tty) {
         await terminalSession(vm, io);
         return;

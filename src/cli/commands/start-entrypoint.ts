@@ -25,7 +25,7 @@ export function registerStartEntrypoint(program: Command, io: CliIo): void {
     .argument('<image>', 'the .gvmi file, or IMAGE[:TAG] of the local Docker or Podman engine')
     .option('-q, --quiet', "print only the entrypoint's own output (no gvmi-test notes)"))
     .action(async (image: string, flags: StartEntrypointFlags) => {
-      await using vm = await startVmFromFlags((await imagePathFor(image, io, flags)).path, flags, runtimeFromFlags(flags, 'start-entrypoint'));
+      await using vm = await startVmFromFlags((await imagePathFor(image, io, flags)).path, flags, runtimeFromFlags(flags, 'start-entrypoint'), io, { quiet: flags.quiet ?? false });
       // --volume at a path the image does not declare: no provider mounts it.
       const extraVolumes = extraVolumeFinding(vm.volumes.map((v) => v.guestPath), vm.info.metadata.volumes);
       if (extraVolumes && !flags.quiet) writeLine(io.stderr, `gvmi-test: ${formatFinding(extraVolumes)}`);
