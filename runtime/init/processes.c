@@ -301,28 +301,34 @@ out:
 /* Reads what the pipe holds now. Returns 0 at EOF or error, 1 when more may come. */
 static int read_output(struct process *p, unsigned slot, int drain) {
     struct output *o = &p->out[slot];
-    uint8_t chunk[READ_CHUNK];
     for (;;) {
-        size_t want = sizeof chunk;
-        if (o->kind == OUT_PULL) {
+        /* Read where the bytes are kept: straight into the outgoing message (push) or the
+         * process's buffer (pull), never through a chunk on the stack (a copy per byte the
+         * emulated CPU pays for). */
+        uint8_t *dst;
+        size_t want = READ_CHUNK;
+        if (o->kind == OUT_PUSH) {
+            dst = wire_output_data_space(outgoing, want);
+            if (!dst) return 0;
+        } else {
             /* upstream reads only what fits; a full buffer holds the writer back */
             want = o->cap - o->len;
             if (want == 0) return 1;
-            if (want > sizeof chunk) want = sizeof chunk;
+            if (want > READ_CHUNK) want = READ_CHUNK;
+            dst = o->buf + o->len;
         }
-        ssize_t n = read(o->fd, chunk, want);
+        ssize_t n = read(o->fd, dst, want);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && errno == EAGAIN) return 1;
         if (n <= 0) return 0;
         if (o->kind == OUT_PUSH) {
-            if (wire_output_data(outgoing, p->id, slot, chunk, (uint64_t)n) < 0) return 0;
+            wire_output_data_commit(outgoing, p->id, slot, (uint64_t)n);
             /* One chunk per turn, so one chatty process can't starve the others or the host's
              * requests; at death everything is drained. */
             if (!drain) return 1;
             continue;
         }
         int was_empty = o->len == 0;
-        memcpy(o->buf + o->len, chunk, (size_t)n);
         o->len += (size_t)n;
         if (was_empty) wire_output_available(outgoing, p->id, slot);
         return 1; /* upstream reads once per wake-up */

@@ -386,3 +386,18 @@ int wire_output_data(struct obuf *b, uint64_t process_id, uint32_t fd, const voi
     memcpy(p + 20, data, len);
     return 0;
 }
+
+/* The message header and OUTPUT_DATA's fields before the data. */
+#define OUTPUT_DATA_PREFIX (9 + 20)
+
+uint8_t *wire_output_data_space(struct obuf *b, size_t max) {
+    if (obuf_reserve(b, OUTPUT_DATA_PREFIX + max) < 0) return NULL;
+    return b->data + b->len + OUTPUT_DATA_PREFIX;
+}
+
+void wire_output_data_commit(struct obuf *b, uint64_t process_id, uint32_t fd, uint64_t len) {
+    uint8_t *p = header(b, 0, NOTIFY_OUTPUT_DATA, 20 + len); /* room reserved: cannot fail */
+    put_u64(p, process_id);
+    put_u32(p + 8, fd);
+    put_u64(p + 12, len);
+}

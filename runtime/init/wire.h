@@ -112,6 +112,11 @@ int wire_process_died(struct obuf *b, uint64_t process_id, uint8_t status, uint8
 int wire_exec_failed(struct obuf *b, uint64_t process_id, uint8_t step, uint32_t err);
 int wire_output_data(struct obuf *b, uint64_t process_id, uint32_t fd, const void *data,
                      uint64_t len);
+/* OUTPUT_DATA read straight into the buffer, one copy fewer than wire_output_data: _space
+ * reserves room for up to `max` bytes of data and says where they go (NULL: no memory); _commit
+ * writes the message for the `len` <= max bytes put there. Nothing may be written between. */
+uint8_t *wire_output_data_space(struct obuf *b, size_t max);
+void wire_output_data_commit(struct obuf *b, uint64_t process_id, uint32_t fd, uint64_t len);
 
 void put_u64(uint8_t *p, uint64_t v);
 void put_u32(uint8_t *p, uint32_t v);

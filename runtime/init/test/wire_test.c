@@ -187,6 +187,19 @@ static void test_encoders(void) {
     CHECK(obuf_pending(&o) == 32 + 19);
     obuf_consume(&o, obuf_pending(&o));
     CHECK(obuf_pending(&o) == 0 && o.head == 0);
+    /* Read straight into the buffer: the same bytes as wire_output_data, behind what is pending,
+     * whatever room was asked for. */
+    CHECK(wire_err(&o, 6, EIO) == 0);
+    obuf_consume(&o, 1); /* a partly written message: compacted, not lost */
+    uint8_t *dst = wire_output_data_space(&o, 65536);
+    CHECK(dst != NULL && o.cap >= 12 + 29 + 65536);
+    memcpy(dst, "xyz", 3);
+    wire_output_data_commit(&o, 4, 1, 3);
+    struct obuf ref = {0};
+    CHECK(wire_output_data(&ref, 4, 1, "xyz", 3) == 0);
+    CHECK(obuf_pending(&o) == 12 + obuf_pending(&ref));
+    CHECK(!memcmp(o.data + o.head + 12, ref.data, obuf_pending(&ref)));
+    free(ref.data);
     free(o.data);
 }
 
