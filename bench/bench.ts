@@ -2,23 +2,33 @@
  * `make bench`: every figure beside its baseline, measured in one run, written to
  * bench/RESULTS.md and bench/results.json. BENCH_RUNS (default 5) runs per figure.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { openSync, closeSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createConnection, type Socket } from 'node:net';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
+import { pino } from 'pino';
+import { AgentClient } from '../src/agent/agent-client.js';
+import { GvmiTestError } from '../src/errors.js';
+import { silentLogger } from '../src/logger.js';
+import { INCOMING_STATE_FD } from '../src/qemu/migration.js';
+import { snapshotStatePath } from '../src/snapshot/snapshot-store.js';
 import { buildImage } from '../src/image/build-image.js';
 import { detectAccelerator } from '../src/qemu/accelerator.js';
 import { buildQemuArgs } from '../src/qemu/qemu-args.js';
 import { findQemu, findRuntime, qemuSupportsSandbox } from '../src/qemu/runtime-files.js';
 import { resolveQemuUser } from '../src/qemu/qemu-user.js';
 import { startVm } from '../src/vm/start-vm.js';
+import { vmInternalsForTests } from '../src/vm/started-vm.js';
 import { makeBusyboxRootfs, TINY_IMAGE_SETTINGS } from '../test/helpers/busybox-rootfs.js';
 
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 5);
 /** Start-up figures are the noisiest and the cheapest to repeat. */
 const START_RUNS = Math.max(RUNS, 9);
-/** BENCH_ONLY=start,exec,build,concurrency runs some sections (RESULTS.md is then not written). */
+/** BENCH_ONLY=start,restore,suite,exec,build,concurrency runs some sections (RESULTS.md is then not written). */
 const only = process.env['BENCH_ONLY']?.split(',');
 const wanted = (section: string): boolean => !only || only.includes(section);
 const cli = resolve('dist/cli/main.js');
@@ -127,6 +137,96 @@ try {
     row({ figure: `first start with snapshots on: boot + save (${(firstSave.bytes / 1048576).toFixed(1)} MiB state, saved in ${firstSave.saveMs} ms), once per image and configuration`, unit: 'ms', value: stat([firstSave.ms]), baselineName: 'cold time to first command', baseline: stat(coldFirst) });
   }
 
+  // ---- raw QEMU restore floor: the same state and arguments, restored by QEMU alone ----
+  if (wanted('restore')) {
+    // One restored start through gvmi-test, logging the exact QEMU arguments it used.
+    const records: { msg?: string; args?: string[] }[] = [];
+    const logger = pino({ level: 'debug' }, { write: (line: string) => { records.push(JSON.parse(line) as { msg?: string; args?: string[] }); } });
+    await (await startVm({ image })).stop(); // saves the snapshot when the start section did not run
+    const probe = await startVm({ image, logger, keepVolumes: true });
+    const info = probe.info.snapshot;
+    await probe.stop();
+    const restoreArgs = records.find((r) => r.msg === 'restoring QEMU from a snapshot')?.args;
+    if (info.use !== 'restored' || !restoreArgs) throw new Error(`expected a restored VM, got ${JSON.stringify(info)}`);
+    // Its private directory (agent socket, console) went with it: the raw runs get their own.
+    const privateDir = /\/[^,=]*gvmi-vm-[^/,]*/.exec(restoreArgs.join('\n'))![0];
+    const statePath = snapshotStatePath(info.key);
+    /** Spawn QEMU with those arguments and `-incoming fd:3`, connect to the agent, run /bin/true: no HELLO, RESUMED, clock or mounts. */
+    const rawRestore = async (): Promise<number> => {
+      const dir = await mkdtemp(join(work, 'raw-'));
+      await chmod(dir, 0o700);
+      const args = restoreArgs.map((a) => a.split(privateDir).join(dir));
+      const agentSocket = /path=([^,]*agent-[^,]*\.sock)/.exec(args.join('\n'))![1]!;
+      const t = performance.now();
+      const stateFd = openSync(statePath, 'r');
+      const qemuProc = spawn(qemu, args, { stdio: ['ignore', 'ignore', 'ignore', stateFd] });
+      closeSync(stateFd);
+      try {
+        const socket = await new Promise<Socket>((done) => {
+          const attempt = (): void => {
+            const c = createConnection(agentSocket);
+            c.once('connect', () => { c.removeAllListeners('error'); done(c); });
+            c.once('error', () => { c.destroy(); setTimeout(attempt, 5); });
+          };
+          attempt();
+        });
+        const client = new AgentClient(socket, silentLogger);
+        await new Promise<void>((done, fail) => {
+          void client.runProcess({ argv: ['/bin/true'], env: [] }, { output: () => {}, execFailed: () => fail(new Error('exec failed')), died: () => done(), lost: fail }).catch(fail);
+        });
+        const ms = performance.now() - t;
+        client.close(new GvmiTestError('vm.stopped', 'measured'));
+        return ms;
+      } finally {
+        qemuProc.kill('SIGKILL');
+        if (qemuProc.exitCode === null && qemuProc.signalCode === null) await once(qemuProc, 'exit');
+        await rm(dir, { recursive: true, force: true });
+      }
+    };
+    if (INCOMING_STATE_FD !== 3) throw new Error('the raw restore hands the state as fd 3');
+    const raw: number[] = [];
+    const ours: number[] = [];
+    for (let i = 0; i < START_RUNS; i++) {
+      raw.push(await rawRestore());
+      ours.push(await startAndRun(true));
+    }
+    for (const v of probe.volumes) await rm(v.hostPath, { recursive: true, force: true });
+    row({ figure: 'restored time to first command (startVm + exec true, from snapshot)', unit: 'ms', value: stat(ours), baselineName: 'raw QEMU restore floor: the same state and arguments restored by QEMU alone, the guest running /bin/true (no HELLO, RESUMED, clock or mounts)', baseline: stat(raw), pairedRatio: pairedRatio(ours, raw) });
+  }
+
+  // ---- per-test VMs in a real vitest suite ----
+  if (wanted('suite')) {
+    const suiteDir = await mkdtemp(join(work, 'suite-'));
+    const fixture = resolve('dist/vitest/index.js');
+    const TESTS = 20;
+    await writeFile(join(suiteDir, 'vitest.config.mjs'), `export default { test: { include: ['*.test.ts'], testTimeout: 300000, hookTimeout: 300000 } };\n`);
+    await writeFile(join(suiteDir, 'per-test.test.ts'), [
+      `import { vmTest } from ${JSON.stringify(fixture)};`,
+      `const it = vmTest({ image: ${JSON.stringify(image)}, ...(process.env.BENCH_POOL ? { pool: Number(process.env.BENCH_POOL) } : {}) });`,
+      `for (let i = 0; i < ${TESTS}; i++) it('true ' + i, async ({ vm }) => { if ((await vm.exec(['/bin/true'])).exitCode !== 0) throw new Error('true failed'); });`,
+    ].join('\n'));
+    await writeFile(join(suiteDir, 'one-vm.test.ts'), [
+      `import { it } from 'vitest';`,
+      `import { describeWithVm } from ${JSON.stringify(fixture)};`,
+      `describeWithVm('one VM', { image: ${JSON.stringify(image)} }, (vm) => {`,
+      `  for (let i = 0; i < ${TESTS}; i++) it('true ' + i, async () => { if ((await vm().exec(['/bin/true'])).exitCode !== 0) throw new Error('true failed'); });`,
+      `});`,
+    ].join('\n'));
+    const vitest = resolve('node_modules/.bin/vitest');
+    const suite = (file: string, pool?: number): Promise<number> => timed(() => execa(vitest, ['run', '--root', suiteDir, file], { env: { ...cliEnv, ...(pool !== undefined ? { BENCH_POOL: String(pool) } : {}) }, cwd: suiteDir }));
+    await suite('one-vm.test.ts'); // the snapshot exists from here on (and vitest's caches are warm)
+    const oneVm: number[] = [];
+    const pooled: number[] = [];
+    const unpooled: number[] = [];
+    for (let i = 0; i < Math.min(RUNS, 3); i++) {
+      oneVm.push(await suite('one-vm.test.ts'));
+      pooled.push(await suite('per-test.test.ts'));
+      unpooled.push(await suite('per-test.test.ts', 0));
+    }
+    const perTest = (walls: number[]): number[] => walls.map((w, i) => (w - oneVm[i]!) / TESTS);
+    row({ figure: `per-test VM overhead in a vitest suite: ${TESTS} tests × \`true\`, each in its own VM (vmTest, default pool: ${Math.max(1, cpus().length - 1)} ready), minus ${TESTS} execs in one VM (describeWithVm; its suite wall ${stat(oneVm).median.toFixed(0)} ms), per test`, unit: 'ms', value: stat(perTest(pooled)), baselineName: 'the same without the pool (pool: 0)', baseline: stat(perTest(unpooled)) });
+  }
+
   // ---- warm exec, streaming, 9p writes, idle memory ----
   if (wanted('exec')) {
     const vm = await startVm({ image });
@@ -174,7 +274,7 @@ try {
       row({ figure: 'guest writing 256 MiB into a volume (9p)', unit: 'MB/s', value: stat(guestWrite), baselineName: 'host dd of 256 MiB into the same directory', baseline: stat(hostWrite) }, true);
 
       await new Promise((r) => setTimeout(r, 1000));
-      const qemuPid = (vm as unknown as { internals: { qemu: { pid: number } } }).internals.qemu.pid;
+      const qemuPid = vmInternalsForTests(vm).qemuPid;
       const rssKb = Number(/VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${qemuPid}/status`, 'utf8'))?.[1]);
       row({ figure: 'QEMU resident memory of an idle VM (512 MiB guest)', unit: 'MiB', value: stat([rssKb / 1024]), baselineName: '—' });
     } finally {
