@@ -96,12 +96,12 @@ async function listen(path: string): Promise<Server> {
  * snapshot's; then CLOCK round trips bring the guest's clock to within a few ms of the host's,
  * however long RESUMED waited in queues on a loaded host (guest-clock.ts). HELLO first: the agent
  * says its extension version, and one older than CLOCK (a stale runtime build) would stop the VM
- * at an unknown type.
+ * at an unknown type; RESUMED, which every version knows, goes with it.
  */
 export async function refreshGuest(client: AgentClient, timeoutMs?: number, logger?: Logger): Promise<GuestClockSync | undefined> {
-  const version = await client.hello(timeoutMs);
+  // Sent back to back (every agent that answers HELLO knows RESUMED): one round trip, not two.
   const now = hostRealtimeClock();
-  await client.resumed(now(), randomBytes(64), timeoutMs);
+  const [version] = await Promise.all([client.hello(timeoutMs), client.resumed(now(), randomBytes(64), timeoutMs)]);
   if (version < PROTO_EXTENSION_CLOCK) {
     logger?.warn({ extensionVersion: version }, 'the guest agent predates CLOCK: its clock is only as close as RESUMED set it (run `make runtime`)');
     return undefined;
