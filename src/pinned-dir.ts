@@ -186,29 +186,23 @@ export class PinnedDir {
   }
 
   /**
-   * A new regular file `name` opened for writing. An existing regular file is truncated; a symlink
-   * (or anything that is not a regular file) is never written through.
+   * A new regular file `name` opened for writing: always a new inode, made here (O_CREAT|O_EXCL,
+   * never following a link). Whatever had the name is removed first (a directory is refused). An
+   * existing file is never truncated in place: it may be a hard link, planted by whoever controls
+   * the directory, to a file elsewhere that would then be written through (or chown'ed after).
+   * Should the name be taken again between the unlink and the create (a racing writer), the
+   * create fails rather than open what was put there.
    */
   async createFile(name: string, mode = 0o600): Promise<{ handle: FileHandle; created: boolean }> {
+    const existing = await this.lstat(name);
+    if (existing?.isDirectory()) throw new UnsafeEntryError(name, `${this.label}/${name} exists and is a directory`);
+    if (existing) await this.unlink(name).catch(ignoreMissing);
     try {
-      return { handle: await open(this.pathOf(name), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY, mode), created: true };
+      return { handle: await open(this.pathOf(name), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY, mode), created: existing === undefined };
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    }
-    let handle: FileHandle;
-    try {
-      handle = await open(this.pathOf(name), O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'ELOOP' || code === 'ENXIO' || code === 'EISDIR') throw new UnsafeEntryError(name, `${this.label}/${name} exists and is not a regular file`);
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw new UnsafeEntryError(name, `${this.label}/${name} was made again by someone else while it was being replaced`);
       throw error;
     }
-    if (!(await handle.stat()).isFile()) {
-      await handle.close();
-      throw new UnsafeEntryError(name, `${this.label}/${name} exists and is not a regular file`);
-    }
-    await handle.truncate(0);
-    return { handle, created: false };
   }
 
   async close(): Promise<void> {

@@ -170,7 +170,7 @@ async function clearForEntry(dir: PinnedDir, name: string, want: 'file' | 'dir' 
     if (want === 'dir') return;
     throw new GvmiTestError('transfer.failed', `${dir.label}/${name} exists and is a directory`);
   }
-  if (want === 'file' && existing.isFile()) return; // truncated in place, as cp does
+  // A file is replaced, never truncated in place (it may be a hard link to a file elsewhere).
   await dir.unlink(name);
 }
 

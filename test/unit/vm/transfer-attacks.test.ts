@@ -4,7 +4,7 @@
  * separate process renaming entries as fast as it can, so it races every step of every transfer.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, link, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -192,5 +192,36 @@ describe('a volume directory replaced after it was planned (found by review)', (
   it('bound host directories that nest are refused before anything is handed over', async () => {
     await mkdir(join(base, 'work/logs'), { recursive: true });
     await expect(planVolumes([], { '/a': join(base, 'work'), '/b': join(base, 'work/logs') })).rejects.toMatchObject({ code: 'usage' });
+  });
+});
+
+describe('hard links planted at a destination (found by review)', () => {
+  it('an upload never writes through a hard link the guest left at the destination name', async () => {
+    // The guest (as QEMU's user) links a host file that user may write to the name the host will upload to.
+    await link(join(outside, 'f'), join(base, 'in/result'));
+    await writeFile(join(base, 'payload'), 'from-host');
+    await uploadToVolume(mounts, join(base, 'payload'), '/golem/input/result');
+    expect(await readFile(join(outside, 'f'), 'utf8')).toBe(SECRET);
+    expect((await stat(join(outside, 'f'))).mode & 0o777).toBe(0o600);
+    expect(await readFile(join(base, 'in/result'), 'utf8')).toBe('from-host');
+    expect((await stat(join(base, 'in/result'))).nlink).toBe(1);
+  });
+
+  it('a hard link inside an uploaded directory tree at the destination is replaced, not written through', async () => {
+    await mkdir(join(base, 'job'));
+    await writeFile(join(base, 'job/a'), 'from-host');
+    await mkdir(join(base, 'in/job'));
+    await link(join(outside, 'f'), join(base, 'in/job/a'));
+    await uploadToVolume(mounts, join(base, 'job'), '/golem/input/job');
+    expect(await readFile(join(outside, 'f'), 'utf8')).toBe(SECRET);
+    expect(await readFile(join(base, 'in/job/a'), 'utf8')).toBe('from-host');
+  });
+
+  it('a download never writes through a hard link already at the host destination', async () => {
+    await link(join(outside, 'f'), join(base, 'dest/result'));
+    await writeFile(join(base, 'out/result'), 'guest');
+    await downloadFromVolume(mounts, '/golem/output/result', join(base, 'dest/result'));
+    expect(await readFile(join(outside, 'f'), 'utf8')).toBe(SECRET);
+    expect(await readFile(join(base, 'dest/result'), 'utf8')).toBe('guest');
   });
 });
