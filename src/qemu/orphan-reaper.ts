@@ -7,13 +7,21 @@
  * whose only writer is the host. When the host stops QEMU itself it says so on the pipe and the
  * watcher leaves; end of input means the host is gone, and the watcher kills QEMU (checking its
  * start time, so a reused pid is never hit) and removes the VM's temporary directories.
+ *
+ * The watcher runs as root when gvmi-test does, so it looks nothing up in the caller's PATH (a
+ * directory planted there would run as root): PATH is the system's. It removes nothing until QEMU
+ * is confirmed gone (the guest can then no longer race the removal); each directory is first
+ * taken back with `chown -h` (QEMU's user may then no longer rename it or put a link in its
+ * place) and skipped if it is a link; GNU `rm -rf` does the rest without following links.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 
-const WATCHER = `
+export const WATCHER = `
 trap '' INT TERM HUP QUIT PIPE
+PATH=/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
 IFS=' ' read -r pid start || exit 0
 case $pid in ''|*[!0-9]*) exit 0 ;; esac
 # A second line: the host ended QEMU itself. End of input: the host is gone.
@@ -29,7 +37,21 @@ if alive; then
   n=0
   while alive && [ $n -lt 200 ]; do sleep 0.05; n=$((n + 1)); done
 fi
-[ $# -gt 0 ] && rm -rf -- "$@"
+# Nothing is removed while QEMU may still be there: only once it is gone does nothing of the
+# guest race the removal.
+alive && exit 0
+uid=$(id -u)
+for d in "$@"; do
+  # Taken back first (chown -h never follows): QEMU's user may no longer rename it in the sticky
+  # temporary directory, so a link put in its place afterwards is impossible; a link already
+  # there is left alone. GNU rm -rf then walks by descriptors (fts, O_NOFOLLOW) and never follows
+  # a link inside.
+  if [ "$uid" = 0 ]; then chown -h 0:0 -- "$d" 2>/dev/null || continue; fi
+  if [ -d "$d" ] && [ ! -L "$d" ]; then
+    chmod 700 -- "$d" 2>/dev/null
+    rm -rf -- "$d"
+  fi
+done
 exit 0
 `;
 

@@ -4,13 +4,14 @@
  * content, as on a provider. Directories handed to QEMU's user are given back at cleanup
  * (volume-handback.ts): a caller's directory is never left to `nobody`.
  */
-import { chown, mkdir, realpath, stat } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { chmod, chown, mkdir, realpath, rmdir, stat } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
 import { dir as tempDir, type DirectoryResult } from 'tmp-promise';
 import { normaliseVolumePath } from '../image/container-config.js';
 import { GvmiTestError } from '../errors.js';
 import { handBack, recordOwnership, type OriginalOwnership } from './volume-handback.js';
 import { ResourceStack } from './resource-stack.js';
+import { PinnedDir } from '../pinned-dir.js';
 
 export interface VolumeMount {
   guestPath: string;
@@ -69,12 +70,13 @@ export async function planVolumes(
   const guestPaths = [...new Set([...imageVolumes.map((v) => normaliseVolumePath(v)), ...bound.keys()])].sort();
   const mounts: VolumeMount[] = [];
   const temporaries: DirectoryResult[] = [];
+  const identities = new Map<string, { dev: number; ino: number }>();
   /** By host path: one directory bound twice is recorded before it is first handed over. */
   const handedOver = new Map<string, { original: OriginalOwnership; temporary: boolean }>();
   let keepTemporaries = false;
   const resources = new ResourceStack();
   // Released last: the temporaries go once every directory was given back.
-  resources.defer(() => keepTemporaries ? undefined : Promise.all(temporaries.map((t) => t.cleanup().catch(() => {}))));
+  resources.defer(() => keepTemporaries ? undefined : Promise.all(temporaries.map((t) => removeTemporary(t.path, identities.get(t.path)).catch(() => {}))));
   if (owner) {
     resources.defer(async () => {
       const failures: unknown[] = [];
@@ -97,6 +99,8 @@ export async function planVolumes(
         const t = await tempDir({ prefix: `gvmi-vol-${k}-`, unsafeCleanup: true, mode: 0o700 });
         temporaries.push(t);
         hostPath = await realpath(t.path);
+        const { dev, ino } = await stat(hostPath);
+        identities.set(t.path, { dev, ino });
       }
       if (owner) {
         if (!handedOver.has(hostPath)) handedOver.set(hostPath, { original: await recordOwnership(hostPath), temporary: !bound.has(guestPath) });
@@ -124,5 +128,38 @@ async function assertReachable(path: string, uid: number): Promise<void> {
       });
     }
     if (dir === dirname(dir)) return;
+  }
+}
+
+/**
+ * Removes a temporary volume directory without following anything in it. QEMU is gone when this
+ * runs (the launch's resources are released first, and its stop waits for the exit), but another
+ * process of QEMU's user may still be swapping a subdirectory for a link to a host directory, and
+ * a path-based recursive removal (`rm -r` by names, as tmp's cleanup does) would then delete
+ * through it. So: the directory is pinned and checked to be the one made (not a link or another
+ * directory put in its place: it sits in the sticky /tmp, where its owner may rename it), taken
+ * back (ours, 0700: QEMU's user can no longer rename it or reach into it by name), emptied
+ * descriptor-relatively (PinnedDir.removeTree: O_PATH|O_NOFOLLOW per step, never a link
+ * followed), and only then removed by name, once its identity is checked again.
+ */
+export async function removeTemporary(path: string, identity: { dev: number; ino: number } | undefined): Promise<void> {
+  const parent = await PinnedDir.open(dirname(path));
+  const name = basename(path);
+  try {
+    const dir = await parent.dir(name).catch(() => undefined);
+    if (!dir) return;
+    try {
+      if (identity && (dir.stats.dev !== identity.dev || dir.stats.ino !== identity.ino)) return; // not ours any more
+      const self = `/proc/self/fd/${dir.fd}`;
+      if (process.getuid?.() === 0) await chown(self, 0, 0);
+      await chmod(self, 0o700);
+      for (const child of await dir.list()) await dir.removeTree(child);
+    } finally {
+      await dir.close();
+    }
+    const now = await parent.lstat(name);
+    if (now?.isDirectory() && (!identity || (now.dev === identity.dev && now.ino === identity.ino))) await rmdir(parent.pathOf(name));
+  } finally {
+    await parent.close();
   }
 }
