@@ -9,16 +9,20 @@
  * - every entry under it owned by QEMU's user (what the guest made: it cannot chown) goes to the
  *   directory's original owner and group; entries of anyone else are left as they are.
  *
- * The top directory is given back first, so that QEMU's user can no longer rename its entries; the
- * tree is then walked by GNU `chown -R -P -h`, which never follows a symlink and works from
- * directory descriptors (fts), so another `nobody` process swapping a subdirectory for a link
- * during the walk cannot steer it out of the volume. Changing the owner of a regular file clears
- * its setuid/setgid bits (the kernel does so for root too), so a guest-made setuid program never
+ * Nothing is done by path. The volume directory is pinned (an O_PATH descriptor, the last
+ * component not followed) and checked to be the directory recorded; its owner and mode are set
+ * through that descriptor (`/proc/self/fd/N`, which the kernel resolves to the pinned inode itself,
+ * wherever its name now points). It is given back first, so QEMU's user can no longer rename its
+ * entries; the tree below is then walked the same way (PinnedDir: each entry pinned O_PATH|O_NOFOLLOW
+ * and fstat'ed, each directory taken back before it is entered), and every entry is chown'ed
+ * through its own descriptor: for a symlink that changes the link, never what it names, and
+ * nothing is opened for I/O (a fifo or a device is never opened). No tool is run (a `chown` found
+ * through PATH was one more way in). Changing the owner of a regular file clears its
+ * setuid/setgid bits (the kernel does so for root too), so a guest-made setuid program never
  * becomes the caller's.
  */
-import { execFile } from 'node:child_process';
-import { chmod, lchown, lstat } from 'node:fs/promises';
-import { promisify } from 'node:util';
+import { chmod, chown, lstat } from 'node:fs/promises';
+import { PinnedDir, UnsafeEntryError } from '../pinned-dir.js';
 
 /** A volume directory as it was before it was handed to QEMU's user. */
 export interface OriginalOwnership {
@@ -38,10 +42,50 @@ export async function recordOwnership(path: string): Promise<OriginalOwnership> 
 
 /** Gives `original.path` and what QEMU's user (`qemuUid`) owns under it back to the original owner. */
 export async function handBack(original: OriginalOwnership, qemuUid: number): Promise<void> {
-  const st = await lstat(original.path).catch(() => undefined);
-  // Removed or replaced meanwhile (only its parent's owner could): nothing of ours to give back.
-  if (!st || !st.isDirectory() || st.dev !== original.dev || st.ino !== original.ino) return;
-  await lchown(original.path, original.uid, original.gid);
-  await chmod(original.path, original.mode);
-  await promisify(execFile)('chown', ['-R', '-P', '-h', `--from=${qemuUid}`, `${original.uid}:${original.gid}`, '--', original.path]);
+  let dir: PinnedDir;
+  try {
+    dir = await PinnedDir.openExpected(original.path, { dev: original.dev, ino: original.ino });
+  } catch (error) {
+    // Removed or replaced meanwhile (only its parent's owner could): nothing of ours to give back.
+    const code = (error as NodeJS.ErrnoException).code;
+    if (error instanceof UnsafeEntryError || code === 'ENOENT' || code === 'ENOTDIR') return;
+    throw error;
+  }
+  try {
+    const self = `/proc/self/fd/${dir.fd}`;
+    await chown(self, original.uid, original.gid);
+    await chmod(self, original.mode);
+    await giveBackBelow(dir, qemuUid, original.uid, original.gid);
+  } finally {
+    await dir.close();
+  }
+}
+
+/** Every entry below `dir` owned by `qemuUid` goes to `uid:gid`, through its own pinned descriptor. */
+async function giveBackBelow(dir: PinnedDir, qemuUid: number, uid: number, gid: number): Promise<void> {
+  for (const name of await dir.list()) {
+    const entry = await dir.entry(name);
+    if (!entry) continue;
+    try {
+      const st = entry.stats;
+      if (!st.isDirectory()) {
+        if (st.uid === qemuUid) await chown(`/proc/self/fd/${entry.handle.fd}`, uid, gid);
+        continue;
+      }
+      const sub = await dir.dir(name).catch(() => undefined);
+      // Swapped since it was pinned: what is there now is not the directory looked at.
+      if (!sub || sub.stats.dev !== st.dev || sub.stats.ino !== st.ino) {
+        await sub?.close();
+        continue;
+      }
+      try {
+        if (st.uid === qemuUid) await chown(`/proc/self/fd/${sub.fd}`, uid, gid);
+        await giveBackBelow(sub, qemuUid, uid, gid);
+      } finally {
+        await sub.close();
+      }
+    } finally {
+      await entry.close();
+    }
+  }
 }
