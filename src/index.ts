@@ -1,6 +1,6 @@
 /** gvmi-test: boot Golem .gvmi images under provider conditions. The public library surface. */
-export { startVm, StartedVm, GuestProcess } from './vm/index.js';
-export type { StartVmOptions, ExecOptions, SpawnOptions, VmStats, VmInfo, ExecResult, OutputChunk, VolumeMount, DownloadReport } from './vm/index.js';
+export { startVm, StartedVm, GuestProcess, DEFAULT_DOWNLOAD_LIMITS } from './vm/index.js';
+export type { StartVmOptions, ExecOptions, SpawnOptions, VmStats, VmInfo, ExecResult, OutputChunk, VolumeMount, DownloadReport, DownloadLimits, DownloadOptions } from './vm/index.js';
 export { GvmiTestError, isGvmiTestError, type ErrorCode } from './errors.js';
 export { STORAGE_ERROR_MODES, type DeployVolume, type DeployVolumes, type DeployVolumeInfo, type StorageErrorMode } from './vm/deploy-volumes.js';
 export { readGvmi, encodeTrailer, type GvmiImage } from './image/gvmi-file.js';

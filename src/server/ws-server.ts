@@ -234,7 +234,8 @@ class Connection {
       case 'download': {
         const file = join(this.scratch, `download-${randomBytes(8).toString('hex')}`);
         try {
-          await this.vm.download(m.path, file);
+          // The server's cap is the copy's budget: a guest cannot fill the host's disk before the check below.
+          await this.vm.download(m.path, file, { limits: { maxBytes: this.maxTransferBytes } });
           const st = await lstat(file);
           if (st.isSymbolicLink()) {
             this.send({ event: 'downloaded', id: m.id, size: 0, mode: 0o777, symlink: await readlink(file) });

@@ -140,23 +140,50 @@ async function walkVolume(root: PinnedDir, relative: string, create: VolumeRight
 }
 
 /** Copies the content of one open regular file to another, keeping holes of a sparse file. */
-async function copyData(from: FileHandle, to: FileHandle, st: Stats): Promise<void> {
+async function copyData(from: FileHandle, to: FileHandle, st: Stats, limit?: { budget: DownloadBudget; where: string }): Promise<void> {
   if (st.blocks * 512 < st.size) {
+    limit?.budget.spend(limit.where, st.blocks * 512);
     // A guest can make a 1 TB file that holds nothing: GNU cp finds the data with SEEK_DATA and
-    // SEEK_HOLE (Node has no lseek). It gets both files as descriptors, never by name.
+    // SEEK_HOLE (Node has no lseek). It gets both files as descriptors, never by name. With a
+    // budget, the target's allocated size is watched while cp runs (the guest may fill the file
+    // meanwhile) and cp is killed once it would go past what is left.
+    const allowed = limit ? limit.budget.remaining + st.blocks * 512 : Infinity;
+    let over = false;
     await new Promise<void>((resolvePromise, reject) => {
-      const child = spawn('cp', ['--sparse=always', '--no-preserve=all', '--', '/dev/stdin', '/dev/stdout'], { stdio: [from.fd, to.fd, 'pipe'] });
+      const child = spawn('/bin/cp', ['--sparse=always', '--no-preserve=all', '--', '/dev/stdin', '/dev/stdout'], { stdio: [from.fd, to.fd, 'pipe'] });
+      const watch = limit
+        ? setInterval(() => {
+          void to.stat().then((now) => {
+            if (now.blocks * 512 > allowed) {
+              over = true;
+              child.kill('SIGKILL');
+            }
+          }, () => {});
+        }, 50)
+        : undefined;
       let stderr = '';
       child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
-      child.once('error', reject);
-      child.once('close', (code) => (code === 0 ? resolvePromise() : reject(new Error(`cp: ${stderr.trim() || `exit ${code}`}`))));
+      child.once('error', (error) => { clearInterval(watch); reject(error); });
+      child.once('close', (code) => {
+        clearInterval(watch);
+        if (over && limit) reject(tooLarge(limit.where, `more than ${limit.budget.limits.maxBytes} bytes`, 'maxBytes'));
+        else if (code === 0) resolvePromise();
+        else reject(new Error(`cp: ${stderr.trim() || `exit ${code}`}`));
+      });
     });
+    if (limit) {
+      const written = (await to.stat()).blocks * 512;
+      limit.budget.spend(limit.where, Math.max(0, written - st.blocks * 512));
+    }
     return;
   }
   const buffer = Buffer.allocUnsafe(COPY_CHUNK_BYTES);
   for (;;) {
-    const { bytesRead } = await from.read(buffer, 0, buffer.length, null);
+    // Never more than the budget allows, plus one byte to tell "exactly at the limit" from "past it".
+    const want = limit ? Math.max(0, Math.min(buffer.length, limit.budget.remaining + 1)) : buffer.length;
+    const { bytesRead } = await from.read(buffer, 0, want, null);
     if (bytesRead === 0) return;
+    limit?.budget.spend(limit.where, bytesRead);
     let written = 0;
     while (written < bytesRead) written += (await to.write(buffer, written, bytesRead - written)).bytesWritten;
   }
@@ -174,6 +201,55 @@ async function clearForEntry(dir: PinnedDir, name: string, want: 'file' | 'dir' 
   await dir.unlink(name);
 }
 
+/**
+ * How much one download may bring back, enforced while the volume is walked (a guest controls
+ * what is there: a tree a million entries wide, ten thousand deep, or a file that grows while it
+ * is copied). Past any of them the download stops with `transfer.too-large`; what was copied so
+ * far stays, but the file being written when the byte budget ran out is removed.
+ */
+export interface DownloadLimits {
+  /** Bytes written to the host: a dense file's content, a sparse file's allocated blocks (default 8 GiB). */
+  maxBytes?: number;
+  /** Entries (files, directories, links, skipped ones) (default 1,000,000). */
+  maxEntries?: number;
+  /** Directory levels below the downloaded path (default 256). */
+  maxDepth?: number;
+}
+
+export const DEFAULT_DOWNLOAD_LIMITS: Required<DownloadLimits> = { maxBytes: 8 * 1024 ** 3, maxEntries: 1_000_000, maxDepth: 256 };
+
+/** What is left of a download's budget, shared by the whole walk. */
+class DownloadBudget {
+  private bytes = 0;
+  private entries = 0;
+  readonly limits: Required<DownloadLimits>;
+
+  constructor(limits: DownloadLimits | undefined) {
+    this.limits = { ...DEFAULT_DOWNLOAD_LIMITS, ...Object.fromEntries(Object.entries(limits ?? {}).filter(([, v]) => v !== undefined)) };
+  }
+
+  entry(where: string): void {
+    if (++this.entries > this.limits.maxEntries) throw tooLarge(where, `more than ${this.limits.maxEntries} entries`, 'maxEntries');
+  }
+
+  /** Bytes still allowed. */
+  get remaining(): number {
+    return this.limits.maxBytes - this.bytes;
+  }
+
+  spend(where: string, bytes: number): void {
+    this.bytes += bytes;
+    if (this.bytes > this.limits.maxBytes) throw tooLarge(where, `more than ${this.limits.maxBytes} bytes`, 'maxBytes');
+  }
+}
+
+function tooLarge(where: string, what: string, limit: keyof DownloadLimits): GvmiTestError {
+  return new GvmiTestError('transfer.too-large', `${where}: the download goes past its budget (${what})`, {
+    hint: `raise the download's limits.${limit} (library) or, for serve, --max-transfer-mib; or make the guest leave less in the volume`,
+    details: { limit },
+  });
+}
+
 export interface DownloadReport {
   files: number;
   symlinks: number;
@@ -189,6 +265,9 @@ interface CopySide {
 interface CopyContext {
   /** Rights on the volume side (QEMU's user), or undefined when they are ours. */
   rights: VolumeRights | undefined;
+  budget: DownloadBudget;
+  /** Directory levels below the downloaded path of the entry copied (its children are one more). */
+  depth: number;
   report: DownloadReport;
   /** Guest-side path of the entry, for messages. */
   where: string;
@@ -196,6 +275,7 @@ interface CopyContext {
 
 /** Volume → host, one entry and what is below it. */
 async function copyOut(source: CopySide, target: CopySide, ctx: CopyContext): Promise<void> {
+  ctx.budget.entry(ctx.where);
   const entry = await source.dir.entry(source.name);
   if (!entry) {
     ctx.report.skipped.push(ctx.where);
@@ -211,7 +291,7 @@ async function copyOut(source: CopySide, target: CopySide, ctx: CopyContext): Pr
       ctx.report.symlinks++;
     } else if (st.isFile()) {
       assertAllowed(st, ctx, 4);
-      await copyFileOut(entry, target, st);
+      await copyFileOut(entry, target, st, ctx);
       ctx.report.files++;
     } else if (st.isDirectory()) {
       assertAllowed(st, ctx, 5);
@@ -245,8 +325,10 @@ async function copyDirInto(from: PinnedDir, target: CopySide, ctx: CopyContext):
 }
 
 async function copyChildren(from: PinnedDir, into: PinnedDir, ctx: CopyContext): Promise<void> {
+  // `from` is ctx.depth directory levels below the downloaded path (which is level 0).
+  if (ctx.depth > ctx.budget.limits.maxDepth) throw tooLarge(ctx.where, `more than ${ctx.budget.limits.maxDepth} directory levels deep`, 'maxDepth');
   for (const name of await from.list()) {
-    await copyOut({ dir: from, name }, { dir: into, name }, { ...ctx, where: `${ctx.where}/${name}` });
+    await copyOut({ dir: from, name }, { dir: into, name }, { ...ctx, depth: ctx.depth + 1, where: `${ctx.where}/${name}` });
   }
 }
 
@@ -256,14 +338,18 @@ function assertAllowed(st: Stats, ctx: CopyContext, want: number): void {
   }
 }
 
-async function copyFileOut(entry: PinnedEntry, target: CopySide, st: Stats): Promise<void> {
+async function copyFileOut(entry: PinnedEntry, target: CopySide, st: Stats, ctx: CopyContext): Promise<void> {
   const from = await entry.reopen(constants.O_RDONLY);
   try {
     await clearForEntry(target.dir, target.name, 'file');
     const { handle: to } = await target.dir.createFile(target.name, 0o600);
     try {
-      await copyData(from, to, st);
+      await copyData(from, to, st, { budget: ctx.budget, where: ctx.where });
       await to.chmod(st.mode & 0o777); // setuid/setgid/sticky never reach the host
+    } catch (error) {
+      // Over the budget: the partial file goes (it may be most of the disk).
+      if (error instanceof GvmiTestError && error.code === 'transfer.too-large') await target.dir.unlink(target.name).catch(() => {});
+      throw error;
     } finally {
       await to.close();
     }
@@ -279,6 +365,8 @@ export interface DownloadOptions {
    * target's parent is made and followed as the caller named it.
    */
   root?: string;
+  /** The download's budget (DEFAULT_DOWNLOAD_LIMITS for what is not given). */
+  limits?: DownloadLimits;
 }
 
 /** Opens (making it as needed) the directory that will hold `hostTarget`. */
@@ -319,7 +407,7 @@ export async function downloadFromVolume(mounts: readonly VolumeMount[], guestPa
   let parent: PinnedDir | undefined;
   let target: { parent: PinnedDir; name: string } | undefined;
   try {
-    const ctx: CopyContext = { rights: rightsIn(root), report, where: guestPath };
+    const ctx: CopyContext = { rights: rightsIn(root), budget: new DownloadBudget(options.limits), depth: 0, report, where: guestPath };
     const walked = await walkVolume(root, relative, 'no');
     parent = walked.parent;
     if (walked.name !== undefined && !(await parent.lstat(walked.name))) {

@@ -12,7 +12,7 @@ import type { ImageMetadata } from '../image/container-config.js';
 import type { RuntimeProfile } from '../runtime-profile.js';
 import type { ExecResult, GuestProcess } from './guest-process.js';
 import type { ExecOptions, SpawnOptions } from './process-options.js';
-import type { DownloadReport } from './transfer.js';
+import type { DownloadOptions, DownloadReport } from './transfer.js';
 
 export interface VmLikeInfo {
   image: string;
@@ -40,7 +40,8 @@ export interface VmLike extends AsyncDisposable {
   exec(command: string | readonly string[], options?: ExecOptions): Promise<ExecResult>;
   spawn(command: string | readonly string[], options?: SpawnOptions): Promise<GuestProcess>;
   upload(hostPath: string, guestPath: string): Promise<void>;
-  download(guestPath: string, hostPath: string): Promise<DownloadReport>;
+  /** `options.limits` bounds what one download may bring back (DEFAULT_DOWNLOAD_LIMITS otherwise; a served VM applies the server's). */
+  download(guestPath: string, hostPath: string, options?: DownloadOptions): Promise<DownloadReport>;
   stats(): Promise<VmStats>;
   overlayUsage(limit?: number): Promise<UpperUsageEntry[]>;
   consoleTail(lines?: number): Promise<string>;
