@@ -136,18 +136,25 @@ export class PinnedDir {
     return new PinnedDir(handle, await handle.stat(), `${this.label}/${name}`);
   }
 
-  /** The directory `name`, made when missing (mode before umask). */
+  /** The directory `name`, made when missing (mode before umask); `created` only when this call made it. */
   async ensureDir(name: string, mode = 0o755): Promise<{ dir: PinnedDir; created: boolean }> {
     const existing = await this.dir(name);
     if (existing) return { dir: existing, created: false };
+    let created = true;
     try {
       await mkdir(this.pathOf(name), mode);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      // Someone else made it between the look and the mkdir: not ours (a caller that hands what it
+      // created to QEMU's user must not hand this one over).
+      created = false;
     }
     const made = await this.dir(name);
     if (!made) throw new UnsafeEntryError(name, `${this.label}/${name} vanished as it was made`);
-    return { dir: made, created: true };
+    // Between the mkdir and the open, another directory may have been renamed over the empty one
+    // made here: what is pinned counts as made here only if it is still ours and empty.
+    if (created && (made.stats.uid !== process.geteuid?.() || (await made.list()).length > 0)) created = false;
+    return { dir: made, created };
   }
 
   async list(): Promise<string[]> {

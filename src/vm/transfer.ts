@@ -15,7 +15,7 @@
  * file it names.
  */
 import { spawn } from 'node:child_process';
-import { constants, type Stats } from 'node:fs';
+import { constants, readFileSync, type Stats } from 'node:fs';
 import { chown, lchown, mkdir, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, posix, relative as relativePath, resolve } from 'node:path';
 import { GvmiTestError } from '../errors.js';
@@ -266,6 +266,8 @@ interface CopyContext {
   /** Rights on the volume side (QEMU's user), or undefined when they are ours. */
   rights: VolumeRights | undefined;
   budget: DownloadBudget;
+  /** The host process's umask, applied to the modes of downloaded files. */
+  umask: number;
   /** Directory levels below the downloaded path of the entry copied (its children are one more). */
   depth: number;
   report: DownloadReport;
@@ -345,7 +347,8 @@ async function copyFileOut(entry: PinnedEntry, target: CopySide, st: Stats, ctx:
     const { handle: to } = await target.dir.createFile(target.name, 0o600);
     try {
       await copyData(from, to, st, { budget: ctx.budget, where: ctx.where });
-      await to.chmod(st.mode & 0o777); // setuid/setgid/sticky never reach the host
+      // setuid/setgid/sticky never reach the host, and the caller's umask applies as for any file it makes.
+      await to.chmod(st.mode & 0o777 & ~ctx.umask);
     } catch (error) {
       // Over the budget: the partial file goes (it may be most of the disk).
       if (error instanceof GvmiTestError && error.code === 'transfer.too-large') await target.dir.unlink(target.name).catch(() => {});
@@ -367,6 +370,17 @@ export interface DownloadOptions {
   root?: string;
   /** The download's budget (DEFAULT_DOWNLOAD_LIMITS for what is not given). */
   limits?: DownloadLimits;
+}
+
+/** The process's umask, read without changing it (process.umask() with no argument is deprecated). */
+function currentUmask(): number {
+  try {
+    const line = readFileSync('/proc/self/status', 'utf8').split('\n').find((l) => l.startsWith('Umask:'));
+    if (line) return Number.parseInt(line.slice('Umask:'.length).trim(), 8) & 0o777;
+  } catch {
+    // no procfs: fall through
+  }
+  return 0o022;
 }
 
 /** Opens (making it as needed) the directory that will hold `hostTarget`. */
@@ -407,7 +421,7 @@ export async function downloadFromVolume(mounts: readonly VolumeMount[], guestPa
   let parent: PinnedDir | undefined;
   let target: { parent: PinnedDir; name: string } | undefined;
   try {
-    const ctx: CopyContext = { rights: rightsIn(root), budget: new DownloadBudget(options.limits), depth: 0, report, where: guestPath };
+    const ctx: CopyContext = { rights: rightsIn(root), budget: new DownloadBudget(options.limits), umask: currentUmask(), depth: 0, report, where: guestPath };
     const walked = await walkVolume(root, relative, 'no');
     parent = walked.parent;
     if (walked.name !== undefined && !(await parent.lstat(walked.name))) {

@@ -225,3 +225,49 @@ describe('hard links planted at a destination (found by review)', () => {
     expect(await readFile(join(base, 'dest/result'), 'utf8')).toBe('guest');
   });
 });
+
+describe('smaller findings of the review', () => {
+  it('downloaded files get their mode less the caller\'s umask', async () => {
+    await writeFile(join(base, 'out/f'), 'guest');
+    await chmod(join(base, 'out/f'), 0o666);
+    const previous = process.umask(0o027);
+    try {
+      await downloadFromVolume(mounts, '/golem/output/f', join(base, 'dest/f'));
+    } finally {
+      process.umask(previous);
+    }
+    expect((await stat(join(base, 'dest/f'))).mode & 0o777).toBe(0o640);
+  });
+
+  it.skipIf(process.getuid?.() !== 0)(`a directory someone else made as an upload made it is not handed to QEMU's user (${ATTEMPTS} attempts)`, async () => {
+    // QEMU's user owns the volume. Another root process puts its own d/ (with a marker) there
+    // whenever there is none; each round removes d/ and uploads below it, racing that process to make it.
+    const volume = join(base, 'in');
+    const { chown } = await import('node:fs/promises');
+    await chown(volume, 65534, 65534);
+    await writeFile(join(base, 'payload'), 'from-host');
+    const script = `
+      const fs = require('node:fs');
+      process.chdir(process.argv[1]);
+      process.stdout.write('go\\n');
+      for (;;) {
+        try { fs.mkdirSync('.t'); } catch {}
+        try { fs.writeFileSync('.t/mine', ''); } catch {}
+        try { fs.renameSync('.t', 'd'); } catch {}
+      }
+    `;
+    const child = spawn(process.execPath, ['-e', script, volume], { stdio: ['ignore', 'pipe', 'inherit'] });
+    swapper = child;
+    await new Promise<void>((r) => child.stdout!.once('data', () => r()));
+    let handedOver = 0;
+    for (let i = 0; i < ATTEMPTS; i++) {
+      await rm(join(volume, 'd'), { recursive: true, force: true }).catch(() => undefined);
+      await uploadToVolume(mounts, join(base, 'payload'), `/golem/input/d/p${i}`).catch(() => undefined);
+      const st = await lstat(join(volume, 'd')).catch(() => undefined);
+      const marker = await lstat(join(volume, 'd/mine')).catch(() => undefined);
+      // The other process's directory (its marker in it) given to QEMU's user by the upload.
+      if (st && marker && st.uid === 65534) handedOver++;
+    }
+    expect(handedOver).toBe(0);
+  });
+});
