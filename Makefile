@@ -38,7 +38,7 @@ pack: deps node
 test-c: deps
 	@mkdir -p .tmp
 	$(CC_TEST) -std=gnu11 -Wall -Wextra -Werror -fsanitize=address,undefined \
-	  -o .tmp/wire_test runtime/init/test/wire_test.c runtime/init/wire.c
+	  -o .tmp/wire_test runtime/init/test/wire_test.c runtime/init/wire.c runtime/init/splice_out.c
 	set -o pipefail; ./.tmp/wire_test | tee .tmp/wire_test.txt
 
 test-ts: build runtime

@@ -21,6 +21,7 @@
 #include "net_control.h"
 #include "processes.h"
 #include "resume.h"
+#include "splice_out.h"
 #include "upper_usage.h"
 #include "wire.h"
 
@@ -36,6 +37,7 @@
 struct agent {
     int port, epfd, signals, upper_fd, debug;
     struct obuf in, out;
+    struct splice_out spliced; /* push output payloads sent from their pipes (splice_out.h) */
     int port_wants_out;
     int host_gone;     /* the port read 0: no host connected; waiting for one */
     int extensions;    /* the host sent MSG_HELLO */
@@ -76,17 +78,12 @@ static void epoll_set(struct agent *a, int fd, uint64_t tag, uint32_t events, in
 }
 
 static void flush_out(struct agent *a) {
-    while (obuf_pending(&a->out) && !a->host_gone) {
-        ssize_t n = write(a->port, a->out.data + a->out.head, obuf_pending(&a->out));
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && errno == EAGAIN) break;
-        /* The host went away mid-write: keep what is left for the next one. */
-        if (n < 0 && (errno == EPIPE || errno == ENODEV || errno == ECONNRESET)) break;
-        if (n < 0) boot_fatal("write-port", errno);
-        obuf_consume(&a->out, (size_t)n);
-    }
     if (a->host_gone) return;
-    int want = obuf_pending(&a->out) > 0;
+    int r = splice_out_flush(&a->spliced, &a->out, a->port);
+    /* EAGAIN: the port is full. The host went away mid-write: keep what is left for the next one. */
+    if (r < 0 && r != -EAGAIN && r != -EPIPE && r != -ENODEV && r != -ECONNRESET)
+        boot_fatal("write-port", -r);
+    int want = obuf_pending(&a->out) > 0 || splice_out_busy(&a->spliced);
     if (want != a->port_wants_out) {
         epoll_set(a, a->port, TAG_PORT, EPOLLIN | (want ? EPOLLOUT : 0), EPOLL_CTL_MOD);
         a->port_wants_out = want;
@@ -341,7 +338,8 @@ _Noreturn void agent_run(const struct boot_options *opts, int upper_fd) {
 
     epoll_set(&a, a.port, TAG_PORT, EPOLLIN, EPOLL_CTL_ADD);
     epoll_set(&a, a.signals, TAG_SIGNALS, EPOLLIN, EPOLL_CTL_ADD);
-    processes_init(a.epfd, &a.out, opts->runtime_minor);
+    splice_out_init(&a.spliced);
+    processes_init(a.epfd, &a.out, &a.spliced, opts->runtime_minor);
     /* Nothing is sent unprompted (upstream sends nothing either): the host's first request, a
      * HELLO or a MOUNT_VOLUME, is answered once the port is read. */
     read_port(&a);
@@ -368,6 +366,8 @@ _Noreturn void agent_run(const struct boot_options *opts, int upper_fd) {
             }
         }
         flush_out(&a);
-        processes_update_interest(obuf_pending(&a.out) > OUTGOING_HIGH);
+        /* A payload still in flight means the port is full: read no more push output until it
+         * has gone. */
+        processes_update_interest(obuf_pending(&a.out) > OUTGOING_HIGH || splice_out_busy(&a.spliced));
     }
 }

@@ -16,6 +16,7 @@
 #include "boot.h"
 #include "dirpath.h"
 #include "process_tree.h"
+#include "splice_out.h"
 #include "spawn.h"
 
 #define READ_CHUNK PROTO_MAX_OUTPUT_CHUNK
@@ -32,6 +33,7 @@ struct output {
     enum output_kind kind;
     int fd;          /* our end of the pipe, -1 when closed or not a pipe */
     int watching;    /* registered with epoll */
+    int pipe;        /* OUT_PUSH from a pipe (not a terminal): its payloads can be spliced */
     uint8_t *buf;    /* OUT_PULL: bytes not yet queried */
     size_t len, cap;
     char *path;      /* OUT_FILE: what QUERY_OUTPUT reads */
@@ -50,15 +52,17 @@ struct process {
 
 static int epoll_fd = -1;
 static struct obuf *outgoing;
+static struct splice_out *spliced;
 static int runtime_minor = 4;
 static struct process **table;
 static size_t table_len, table_cap;
 static uint64_t last_id;
 static int have_entrypoint;
 
-void processes_init(int epfd, struct obuf *out, int minor) {
+void processes_init(int epfd, struct obuf *out, struct splice_out *splice, int minor) {
     epoll_fd = epfd;
     outgoing = out;
+    spliced = splice;
     runtime_minor = minor;
 }
 
@@ -75,9 +79,16 @@ static void watch(struct process *p, unsigned slot, uint32_t events, int on) {
     if (epoll_ctl(epoll_fd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, o->fd, &ev) == 0) o->watching = on;
 }
 
+/* A payload in flight from this pipe is read out before the pipe is read or closed. */
+static void take_back_splice(struct output *o) {
+    if (splice_out_from(spliced, o->fd) && splice_out_materialize(spliced, outgoing) < 0)
+        boot_fatal("alloc-output", ENOMEM);
+}
+
 static void close_pipe(struct process *p, unsigned slot) {
     struct output *o = &p->out[slot];
     if (o->fd < 0) return;
+    take_back_splice(o);
     watch(p, slot, 0, 0);
     close(o->fd);
     o->fd = -1;
@@ -169,6 +180,7 @@ static int plumb(const struct request *req, int extensions, struct process *p, u
         o->kind = OUT_STDIN;
     } else if (r->kind == REDIRECT_PIPE_PUSH && extensions) {
         o->kind = OUT_PUSH;
+        o->pipe = 1;
     } else {
         o->kind = OUT_PULL;
         o->cap = (size_t)r->size;
@@ -301,6 +313,17 @@ out:
 /* Reads what the pipe holds now. Returns 0 at EOF or error, 1 when more may come. */
 static int read_output(struct process *p, unsigned slot, int drain) {
     struct output *o = &p->out[slot];
+    if (o->pipe) {
+        /* Not copied at all while the agent keeps up: spliced to the port (splice_out.h). At
+         * death everything is drained by reading, behind a payload still in flight. */
+        if (drain) take_back_splice(o);
+        else if (splice_out_from(spliced, o->fd)) return 1;
+        else {
+            int r = splice_out_queue(spliced, outgoing, o->fd, p->id, slot);
+            if (r < 0) return 0;
+            if (r > 0) return 1;
+        }
+    }
     for (;;) {
         /* Read where the bytes are kept: straight into the outgoing message (push) or the
          * process's buffer (pull), never through a chunk on the stack (a copy per byte the

@@ -6,6 +6,7 @@
 
 #include <stdint.h>
 #include "wire.h"
+#include "splice_out.h"
 
 /* epoll tags: (process id << 2) | slot, slot 0 = stdin, 1 = stdout, 2 = stderr. Process ids
  * start at 1, so tags below 4 are free for the agent's own fds. */
@@ -15,9 +16,10 @@
 /* Where upstream keeps the files behind a process's fds that the host did not redirect. */
 #define AGENT_FDS_DIR "/var/tmp/guest_agent_private/fds"
 
-/* Where process output goes (the agent's outgoing queue), which epoll set to use, and which
- * provider runtime's environment rules apply (4 or 5). */
-void processes_init(int epfd, struct obuf *out, int runtime_minor);
+/* Where process output goes (the agent's outgoing queue, and the splice of push payloads from
+ * their pipes), which epoll set to use, and which provider runtime's environment rules apply (4
+ * or 5). */
+void processes_init(int epfd, struct obuf *out, struct splice_out *spliced, int runtime_minor);
 
 /* Why a process that was answered OK could not start (exit status 9 on a provider). */
 struct spawn_outcome {

@@ -401,3 +401,15 @@ void wire_output_data_commit(struct obuf *b, uint64_t process_id, uint32_t fd, u
     put_u32(p + 8, fd);
     put_u64(p + 12, len);
 }
+
+int wire_output_data_header(struct obuf *b, uint64_t process_id, uint32_t fd, uint64_t len) {
+    if (obuf_reserve(b, OUTPUT_DATA_PREFIX) < 0) return -ENOMEM;
+    uint8_t *p = b->data + b->len;
+    put_u64(p, 0);
+    p[8] = NOTIFY_OUTPUT_DATA;
+    put_u64(p + 9, process_id);
+    put_u32(p + 17, fd);
+    put_u64(p + 21, len);
+    b->len += OUTPUT_DATA_PREFIX;
+    return 0;
+}

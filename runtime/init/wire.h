@@ -117,6 +117,9 @@ int wire_output_data(struct obuf *b, uint64_t process_id, uint32_t fd, const voi
  * writes the message for the `len` <= max bytes put there. Nothing may be written between. */
 uint8_t *wire_output_data_space(struct obuf *b, size_t max);
 void wire_output_data_commit(struct obuf *b, uint64_t process_id, uint32_t fd, uint64_t len);
+/* OUTPUT_DATA's header and fields alone, announcing `len` data bytes that the caller sends next
+ * by other means (splice_out.h). 0 or -ENOMEM. */
+int wire_output_data_header(struct obuf *b, uint64_t process_id, uint32_t fd, uint64_t len);
 
 void put_u64(uint8_t *p, uint64_t v);
 void put_u32(uint8_t *p, uint32_t v);

@@ -1,9 +1,14 @@
-/* Unit tests of the protocol code (wire.c), run on the host by `make test-c`. */
+/* Unit tests of the protocol code (wire.c) and of the outgoing stream with spliced push output
+ * (splice_out.c, against host pipes and files), run on the host by `make test-c`. */
+#define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "../splice_out.h"
 #include "../wire.h"
 
 static int passed, failed;
@@ -273,7 +278,152 @@ static void test_clock(void) {
     CHECK(parse_ext(&b, &err, &req, 1) == PARSE_STOP && err == 0);
 }
 
+/* ---- splice_out: the outgoing stream with payloads spliced from pipes ---- */
+
+/* A process's output: every byte depends on its position, so a byte lost, repeated or moved shows. */
+static void fill_pattern(uint8_t *p, size_t n, unsigned seed) {
+    for (size_t i = 0; i < n; i++) p[i] = (uint8_t)((i * 31 + seed + i / 251) & 0xff);
+}
+
+/* What the host must read: an ERR queued before, OUTPUT_DATA for the payload, a PROCESS_DIED
+ * queued while it was in flight. */
+static void expected_stream(struct obuf *ref, const uint8_t *payload, size_t n) {
+    CHECK(wire_err(ref, 7, EIO) == 0);
+    CHECK(wire_output_data(ref, 5, 1, payload, n) == 0);
+    CHECK(wire_process_died(ref, 5, 0, EXIT_EXITED) == 0);
+}
+
+/* Reads up to `max` bytes of the port pipe into got (at *len). */
+static void host_reads(int port_r, uint8_t *got, size_t *len, size_t cap, size_t max) {
+    if (max > cap - *len) max = cap - *len;
+    ssize_t n = read(port_r, got + *len, max);
+    if (n > 0) *len += (size_t)n;
+}
+
+/* A port that takes 4 KiB at a time and a host reading odd amounts: splices are short, the stream
+ * waits on EAGAIN with a payload half-sent, and still comes out whole and in order. */
+static void test_splice_short_port(void) {
+    enum { N = 60000 };
+    static uint8_t payload[N], got[N + 4096];
+    fill_pattern(payload, N, 1);
+    int src[2], port[2];
+    CHECK(pipe2(src, O_NONBLOCK) == 0 && pipe2(port, O_NONBLOCK) == 0);
+    fcntl(port[1], F_SETPIPE_SZ, 4096);
+    CHECK(write(src[1], payload, N) == N);
+    struct obuf q = {0}, ref = {0};
+    struct splice_out s;
+    splice_out_init(&s);
+    CHECK(wire_err(&q, 7, EIO) == 0);
+    CHECK(splice_out_queue(&s, &q, src[0], 5, 1) == 1);
+    CHECK(splice_out_busy(&s) && splice_out_from(&s, src[0]) && s.left == N);
+    CHECK(splice_out_queue(&s, &q, src[0], 5, 1) == 0); /* one payload in flight at a time */
+    CHECK(wire_process_died(&q, 5, 0, EXIT_EXITED) == 0);
+    size_t len = 0;
+    int waits_mid_payload = 0, rounds = 0;
+    for (;;) {
+        int r = splice_out_flush(&s, &q, port[1]);
+        CHECK(r == 0 || r == -EAGAIN);
+        if (r == -EAGAIN && splice_out_busy(&s) && s.before == 0 && s.left < N) waits_mid_payload++;
+        if (r == 0) break;
+        host_reads(port[0], got, &len, sizeof got, 1000 + (size_t)(rounds++ % 7) * 333);
+        if (rounds > 10000) break;
+    }
+    while (len < sizeof got) {
+        size_t before = len;
+        host_reads(port[0], got, &len, sizeof got, 4096);
+        if (len == before) break;
+    }
+    CHECK(waits_mid_payload > 0);
+    CHECK(!splice_out_busy(&s) && obuf_pending(&q) == 0);
+    expected_stream(&ref, payload, N);
+    CHECK(len == obuf_pending(&ref) && !memcmp(got, ref.data, len));
+    char c;
+    CHECK(read(src[0], &c, 1) < 0 && errno == EAGAIN); /* exactly the payload was taken */
+    free(q.data);
+    free(ref.data);
+    close(src[0]); close(src[1]); close(port[0]); close(port[1]);
+}
+
+/* A process dies with a payload half-sent: the rest is read out of its pipe into its place, and
+ * what the pipe held after it (drained by reading) follows it. */
+static void test_splice_taken_back(void) {
+    enum { N = 50000, M = 3000 };
+    static uint8_t payload[N + M], got[N + M + 4096];
+    fill_pattern(payload, N + M, 2);
+    int src[2], port[2];
+    CHECK(pipe2(src, O_NONBLOCK) == 0 && pipe2(port, O_NONBLOCK) == 0);
+    fcntl(port[1], F_SETPIPE_SZ, 4096);
+    CHECK(write(src[1], payload, N) == N);
+    struct obuf q = {0}, ref = {0};
+    struct splice_out s;
+    splice_out_init(&s);
+    CHECK(wire_err(&q, 7, EIO) == 0);
+    CHECK(splice_out_queue(&s, &q, src[0], 5, 1) == 1);
+    CHECK(write(src[1], payload + N, M) == M); /* written after the header went in */
+    size_t len = 0;
+    CHECK(splice_out_flush(&s, &q, port[1]) == -EAGAIN); /* the ERR and the header */
+    host_reads(port[0], got, &len, sizeof got, 4096);
+    CHECK(splice_out_flush(&s, &q, port[1]) == -EAGAIN); /* a page of the payload */
+    CHECK(splice_out_busy(&s) && s.left < N); /* part of the payload is on the port */
+    CHECK(splice_out_materialize(&s, &q) == 0);
+    CHECK(!splice_out_busy(&s));
+    uint8_t rest[M];
+    CHECK(read(src[0], rest, M) == M && !memcmp(rest, payload + N, M));
+    CHECK(wire_output_data(&q, 5, 1, rest, M) == 0);
+    CHECK(wire_process_died(&q, 5, 0, EXIT_EXITED) == 0);
+    for (int rounds = 0; rounds < 10000; rounds++) {
+        int r = splice_out_flush(&s, &q, port[1]);
+        host_reads(port[0], got, &len, sizeof got, 4096);
+        if (r == 0) break;
+    }
+    host_reads(port[0], got, &len, sizeof got, 4096);
+    CHECK(wire_err(&ref, 7, EIO) == 0);
+    CHECK(wire_output_data(&ref, 5, 1, payload, N) == 0);
+    CHECK(wire_output_data(&ref, 5, 1, payload + N, M) == 0);
+    CHECK(wire_process_died(&ref, 5, 0, EXIT_EXITED) == 0);
+    CHECK(len == obuf_pending(&ref) && !memcmp(got, ref.data, len));
+    free(q.data);
+    free(ref.data);
+    close(src[0]); close(src[1]); close(port[0]); close(port[1]);
+}
+
+/* A port splice refuses (an O_APPEND file gives EINVAL): the payload is sent as bytes, in its
+ * place, and later chunks are not offered to splice. */
+static void test_splice_refused(void) {
+    enum { N = 20000 };
+    static uint8_t payload[N], got[N + 4096];
+    fill_pattern(payload, N, 3);
+    char path[] = "/tmp/splice_out_test.XXXXXX";
+    int tmp = mkstemp(path);
+    int port = open(path, O_WRONLY | O_APPEND);
+    int back = open(path, O_RDONLY);
+    unlink(path);
+    close(tmp);
+    int src[2];
+    CHECK(port >= 0 && back >= 0 && pipe2(src, O_NONBLOCK) == 0);
+    CHECK(write(src[1], payload, N) == N);
+    struct obuf q = {0}, ref = {0};
+    struct splice_out s;
+    splice_out_init(&s);
+    CHECK(wire_err(&q, 7, EIO) == 0);
+    CHECK(splice_out_queue(&s, &q, src[0], 5, 1) == 1);
+    CHECK(wire_process_died(&q, 5, 0, EXIT_EXITED) == 0);
+    CHECK(splice_out_flush(&s, &q, port) == 0);
+    CHECK(s.unsupported && !splice_out_busy(&s));
+    CHECK(write(src[1], "x", 1) == 1);
+    CHECK(splice_out_queue(&s, &q, src[0], 5, 1) == 0);
+    ssize_t n = read(back, got, sizeof got);
+    expected_stream(&ref, payload, N);
+    CHECK(n == (ssize_t)obuf_pending(&ref) && !memcmp(got, ref.data, obuf_pending(&ref)));
+    free(q.data);
+    free(ref.data);
+    close(src[0]); close(src[1]); close(port); close(back);
+}
+
 int main(void) {
+    test_splice_short_port();
+    test_splice_taken_back();
+    test_splice_refused();
     test_resumed();
     test_clock();
     test_pty_and_resize();
