@@ -300,6 +300,18 @@ static void host_reads(int port_r, uint8_t *got, size_t *len, size_t cap, size_t
     if (n > 0) *len += (size_t)n;
 }
 
+/* A process's pipe and a port that takes 4 KiB at a time, both non-blocking. */
+static void splice_pipes_open(int src[2], int port[2]) {
+    CHECK(pipe2(src, O_NONBLOCK) == 0 && pipe2(port, O_NONBLOCK) == 0);
+    fcntl(port[1], F_SETPIPE_SZ, 4096);
+}
+
+static void splice_pipes_close(struct obuf *q, struct obuf *ref, int src[2], int port[2]) {
+    free(q->data);
+    free(ref->data);
+    close(src[0]); close(src[1]); close(port[0]); close(port[1]);
+}
+
 /* A port that takes 4 KiB at a time and a host reading odd amounts: splices are short, the stream
  * waits on EAGAIN with a payload half-sent, and still comes out whole and in order. */
 static void test_splice_short_port(void) {
@@ -307,8 +319,7 @@ static void test_splice_short_port(void) {
     static uint8_t payload[N], got[N + 4096];
     fill_pattern(payload, N, 1);
     int src[2], port[2];
-    CHECK(pipe2(src, O_NONBLOCK) == 0 && pipe2(port, O_NONBLOCK) == 0);
-    fcntl(port[1], F_SETPIPE_SZ, 4096);
+    splice_pipes_open(src, port);
     CHECK(write(src[1], payload, N) == N);
     struct obuf q = {0}, ref = {0};
     struct splice_out s;
@@ -339,9 +350,7 @@ static void test_splice_short_port(void) {
     CHECK(len == obuf_pending(&ref) && !memcmp(got, ref.data, len));
     char c;
     CHECK(read(src[0], &c, 1) < 0 && errno == EAGAIN); /* exactly the payload was taken */
-    free(q.data);
-    free(ref.data);
-    close(src[0]); close(src[1]); close(port[0]); close(port[1]);
+    splice_pipes_close(&q, &ref, src, port);
 }
 
 /* A process dies with a payload half-sent: the rest is read out of its pipe into its place, and
@@ -351,8 +360,7 @@ static void test_splice_taken_back(void) {
     static uint8_t payload[N + M], got[N + M + 4096];
     fill_pattern(payload, N + M, 2);
     int src[2], port[2];
-    CHECK(pipe2(src, O_NONBLOCK) == 0 && pipe2(port, O_NONBLOCK) == 0);
-    fcntl(port[1], F_SETPIPE_SZ, 4096);
+    splice_pipes_open(src, port);
     CHECK(write(src[1], payload, N) == N);
     struct obuf q = {0}, ref = {0};
     struct splice_out s;
@@ -382,9 +390,7 @@ static void test_splice_taken_back(void) {
     CHECK(wire_output_data(&ref, 5, 1, payload + N, M) == 0);
     CHECK(wire_process_died(&ref, 5, 0, EXIT_EXITED) == 0);
     CHECK(len == obuf_pending(&ref) && !memcmp(got, ref.data, len));
-    free(q.data);
-    free(ref.data);
-    close(src[0]); close(src[1]); close(port[0]); close(port[1]);
+    splice_pipes_close(&q, &ref, src, port);
 }
 
 /* A port splice refuses (an O_APPEND file gives EINVAL): the payload is sent as bytes, in its
