@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { createInterface } from 'node:readline/promises';
-import { execa } from 'execa';
 import { writeLine, type CliIo } from '../io.js';
 import { printable } from '../../terminal-safe.js';
 
@@ -30,6 +29,8 @@ export function registerSetup(program: Command, io: CliIo): void {
         },
         runCommand: async (argv, env) => {
           // Its output goes to stderr: stdout is this command's result (--json).
+          // Loaded here: execa costs ~0.1 s of start-up, which every other command would pay.
+          const { execa } = await import('execa');
           const child = execa(argv[0]!, argv.slice(1), { reject: false, env, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe', buffer: false });
           child.stdout?.pipe(io.stderr, { end: false });
           child.stderr?.pipe(io.stderr, { end: false });
