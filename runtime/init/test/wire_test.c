@@ -306,6 +306,17 @@ static void splice_pipes_open(int src[2], int port[2]) {
     fcntl(port[1], F_SETPIPE_SZ, 4096);
 }
 
+/* N payload bytes in the process's pipe, an ERR queued, then the payload's header: the stream
+ * the splice tests drive. */
+static void splice_queued_behind_err(int src[2], int port[2], struct splice_out *s, struct obuf *q,
+                                     const uint8_t *payload, size_t n) {
+    splice_pipes_open(src, port);
+    CHECK(write(src[1], payload, n) == (ssize_t)n);
+    splice_out_init(s);
+    CHECK(wire_err(q, 7, EIO) == 0);
+    CHECK(splice_out_queue(s, q, src[0], 5, 1) == 1);
+}
+
 static void splice_pipes_close(struct obuf *q, struct obuf *ref, int src[2], int port[2]) {
     free(q->data);
     free(ref->data);
@@ -319,13 +330,9 @@ static void test_splice_short_port(void) {
     static uint8_t payload[N], got[N + 4096];
     fill_pattern(payload, N, 1);
     int src[2], port[2];
-    splice_pipes_open(src, port);
-    CHECK(write(src[1], payload, N) == N);
     struct obuf q = {0}, ref = {0};
     struct splice_out s;
-    splice_out_init(&s);
-    CHECK(wire_err(&q, 7, EIO) == 0);
-    CHECK(splice_out_queue(&s, &q, src[0], 5, 1) == 1);
+    splice_queued_behind_err(src, port, &s, &q, payload, N);
     CHECK(splice_out_busy(&s) && splice_out_from(&s, src[0]) && s.left == N);
     CHECK(splice_out_queue(&s, &q, src[0], 5, 1) == 0); /* one payload in flight at a time */
     CHECK(wire_process_died(&q, 5, 0, EXIT_EXITED) == 0);
@@ -360,13 +367,9 @@ static void test_splice_taken_back(void) {
     static uint8_t payload[N + M], got[N + M + 4096];
     fill_pattern(payload, N + M, 2);
     int src[2], port[2];
-    splice_pipes_open(src, port);
-    CHECK(write(src[1], payload, N) == N);
     struct obuf q = {0}, ref = {0};
     struct splice_out s;
-    splice_out_init(&s);
-    CHECK(wire_err(&q, 7, EIO) == 0);
-    CHECK(splice_out_queue(&s, &q, src[0], 5, 1) == 1);
+    splice_queued_behind_err(src, port, &s, &q, payload, N);
     CHECK(write(src[1], payload + N, M) == M); /* written after the header went in */
     size_t len = 0;
     CHECK(splice_out_flush(&s, &q, port[1]) == -EAGAIN); /* the ERR and the header */
