@@ -32,29 +32,37 @@ export interface GuestClockSync {
   stepsMs: number[];
 }
 
+/** A clock in ns; `uncertaintyNs`: how far its anchor may be off (half the window it was taken in). */
+export interface HostClock {
+  (): bigint;
+  readonly uncertaintyNs: number;
+}
+
 /**
  * The host's CLOCK_REALTIME in ns. Date.now() has only milliseconds; the monotonic clock fills in
  * below them, anchored where Date.now() ticks (so the anchor is right to a few µs, not to 1 ms).
  */
-export function hostRealtimeClock(): () => bigint {
+export function hostRealtimeClock(): HostClock {
   let beforeLast = process.hrtime.bigint();
   let last = Date.now();
-  let anchor: { ms: bigint; hr: bigint } | undefined;
-  for (let ticks = 0; anchor === undefined;) {
+  let best: { ms: bigint; hr: bigint; window: bigint } | undefined;
+  for (let ticks = 0; ticks < 5 && !(best && best.window < 50_000n);) {
     const before = process.hrtime.bigint();
     const ms = Date.now();
     const after = process.hrtime.bigint();
     if (ms !== last) {
       // The tick came between the previous Date.now() and this one: inside (beforeLast, after).
-      // A window longer than 50 µs (preempted in between) waits for the next tick, five at most.
+      // A window longer than 50 µs (preempted in between) waits for the next tick, five at most,
+      // and the narrowest window seen is kept (on a busy host every one may be long).
       ticks++;
-      if (after - beforeLast < 50_000n || ticks >= 5) anchor = { ms: BigInt(ms), hr: (beforeLast + after) / 2n };
+      const window = after - beforeLast;
+      if (!best || window < best.window) best = { ms: BigInt(ms), hr: (beforeLast + after) / 2n, window };
       last = ms;
     }
     beforeLast = before;
   }
-  const { ms, hr } = anchor;
-  return () => ms * 1_000_000n + (process.hrtime.bigint() - hr);
+  const { ms, hr, window } = best!;
+  return Object.assign(() => ms * 1_000_000n + (process.hrtime.bigint() - hr), { uncertaintyNs: Number(window) / 2 });
 }
 
 /**
