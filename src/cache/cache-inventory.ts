@@ -91,7 +91,8 @@ export interface InventoryOptions {
 async function measure(path: string): Promise<{ bytes: number; modified: number }> {
   const st = await lstat(path).catch(() => undefined);
   if (!st) return { bytes: 0, modified: 0 };
-  let bytes = st.isDirectory() ? 0 : st.size;
+  // What it takes on disk: a snapshot's RAM file is sparse (512 MiB long, a few dozen written).
+  let bytes = st.isDirectory() ? 0 : Math.min(st.size, st.blocks * 512);
   let modified = st.mtimeMs;
   if (st.isDirectory()) {
     for (const name of await readdir(path).catch(() => [] as string[])) {
@@ -128,14 +129,15 @@ async function readNote(path: string): Promise<Record<string, unknown> | undefin
   }
 }
 
-/** Snapshots by key: `<key>.state` with its `<key>.json` note; leftovers (`.tmp`) on their own. */
+/** Snapshots by key: `<key>.state` with its RAM (`<key>.<n>.ram`) and `<key>.json` note; leftovers (`.tmp`) on their own. */
 async function snapshotEntries(dir: string): Promise<CacheEntry[]> {
   const names = await listNames(dir);
   const entries: CacheEntry[] = [];
   const grouped = new Set<string>();
   for (const name of names.filter((n) => n.endsWith('.state'))) {
     const key = name.slice(0, -'.state'.length);
-    const files = [name, ...(names.includes(`${key}.json`) ? [`${key}.json`] : [])];
+    const memory = names.filter((n) => n.startsWith(`${key}.`) && n.endsWith('.ram'));
+    const files = [name, ...memory, ...(names.includes(`${key}.json`) ? [`${key}.json`] : [])];
     for (const f of files) grouped.add(f);
     const note = await readNote(join(dir, `${key}.json`));
     entries.push({ ...(await entryOf('snapshots', dir, files, typeof note?.['image'] === 'string' ? `of ${note['image']}` : undefined)), name: key });

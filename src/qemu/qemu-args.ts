@@ -44,7 +44,22 @@ export interface QemuSpec {
   tscKhz?: number;
   /** The provider's NICs, VPN first (nicArgs); none by default. */
   nics?: readonly NicDevice[];
+  /** The guest's RAM in a file rather than anonymous memory (snapshots: memoryFileArgs). */
+  memoryFile?: MemoryFile;
 }
+
+/**
+ * Guest RAM backed by a file. `shared`: the guest writes into the file (a VM booted to be saved:
+ * its RAM is then left out of the migration stream and copied as a file). Not shared: the file is
+ * mapped copy-on-write (a VM restored from a saved RAM file, which it never changes).
+ */
+export interface MemoryFile {
+  path: string;
+  shared: boolean;
+}
+
+/** The id of the memory backend (also the name of its RAM block in a migration stream). */
+const MEMORY_BACKEND_ID = 'ram';
 
 /** TCG's translation cache, MiB: the default (1 GiB with big guests) is wasted on short runs. */
 export const TCG_TB_SIZE_MIB = 64;
@@ -57,14 +72,20 @@ export const TCG_TB_SIZE_MIB = 64;
  */
 export const TCG_CPU = 'max,-erms,-fsrm';
 
-export function machineArgs(a: Accelerator): string[] {
+export function machineArgs(a: Accelerator, memoryBackend = false): string[] {
   const accel = a.accel === 'kvm' ? ['-accel', 'kvm'] : ['-accel', `tcg,tb-size=${TCG_TB_SIZE_MIB}`];
+  const machine = `microvm,acpi=off${memoryBackend ? `,memory-backend=${MEMORY_BACKEND_ID}` : ''}`;
   // -cpu max, not host: ya-runtime-vm #127, `-cpu host` panics nested guests.
-  return ['-M', 'microvm,acpi=off', ...accel, '-cpu', a.accel === 'kvm' ? 'max' : TCG_CPU];
+  return ['-M', machine, ...accel, '-cpu', a.accel === 'kvm' ? 'max' : TCG_CPU];
 }
 
 export function resourceArgs(memoryMiB: number, cpus: number): string[] {
   return ['-m', `${memoryMiB}M`, '-smp', String(cpus)];
+}
+
+/** The memory backend the machine's RAM comes from (machineArgs names it): see MemoryFile. */
+export function memoryFileArgs(memoryMiB: number, file: MemoryFile): string[] {
+  return ['-object', `memory-backend-file,id=${MEMORY_BACKEND_ID},size=${memoryMiB}M,mem-path=${escapeOption(file.path)},share=${file.shared ? 'on' : 'off'}`];
 }
 
 export function baseArgs(sandbox: boolean, runAs?: string): string[] {
@@ -186,8 +207,9 @@ export function escapeOption(value: string): string {
 export function buildQemuArgs(spec: QemuSpec): string[] {
   return [
     ...baseArgs(spec.sandbox, spec.runAs),
-    ...machineArgs(spec.accelerator),
+    ...machineArgs(spec.accelerator, spec.memoryFile !== undefined),
     ...resourceArgs(spec.memoryMiB, spec.cpus),
+    ...(spec.memoryFile ? memoryFileArgs(spec.memoryMiB, spec.memoryFile) : []),
     ...kernelArgs(spec),
     ...consoleArgs(spec.consoleLog),
     ...rootDiskArgs(spec.image),

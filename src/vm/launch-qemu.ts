@@ -6,14 +6,14 @@
  */
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, fstatSync, openSync } from 'node:fs';
 import { chmod, unlink } from 'node:fs/promises';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { AgentClient } from '../agent/agent-client.js';
 import { PROTO_EXTENSION_CLOCK } from '../agent/protocol.js';
 import { GvmiTestError } from '../errors.js';
-import { incomingArgs, monitorArgs } from '../qemu/migration.js';
+import { incomingArgs, monitorArgs, restoreVmState } from '../qemu/migration.js';
 import { QmpClient } from '../qemu/qmp-client.js';
 import { spawnQemu, type QemuExit, type QemuProcess } from '../qemu/qemu-process.js';
 import { GUEST_CLOCK_BOUND_NS, hostRealtimeClock, syncGuestClock, type GuestClockSync } from './guest-clock.js';
@@ -22,7 +22,14 @@ import { ResourceStack } from './resource-stack.js';
 
 export type LaunchMode =
   | { kind: 'boot'; /** Also open QMP (needed to save a snapshot after the boot). */ monitor: boolean }
-  | { kind: 'restore'; statePath: string };
+  | {
+    kind: 'restore';
+    statePath: string;
+    /** The state's inode: its RAM file (in the arguments) belongs to that file alone. */
+    stateIno: number;
+    /** The RAM file the arguments map (snapshot-store.ts snapshotMemoryPath). */
+    memoryPath: string;
+  };
 
 export interface LaunchRequest {
   qemuPath: string;
@@ -121,7 +128,8 @@ export async function launchQemu(request: LaunchRequest): Promise<LaunchedQemu> 
     let monitorConnection: Promise<[Socket]> | undefined;
     let monitorServer: Server | undefined;
     const extraArgs: string[] = [];
-    if (mode.kind === 'boot' && mode.monitor) {
+    // A restore needs QMP too: the state is loaded once the migration capabilities are set.
+    if ((mode.kind === 'boot' && mode.monitor) || mode.kind === 'restore') {
       const server = resources.adopt(await listen(request.monitorSocket), (s) => { s.close(); });
       monitorServer = server;
       monitorConnection = once(server, 'connection') as Promise<[Socket]>;
@@ -130,6 +138,11 @@ export async function launchQemu(request: LaunchRequest): Promise<LaunchedQemu> 
     let stateFd: number | undefined;
     if (mode.kind === 'restore') {
       stateFd = openSync(mode.statePath, 'r');
+      // Renamed over since it was found: its RAM file is another's. Not the state's fault.
+      if (fstatSync(stateFd).ino !== mode.stateIno) {
+        closeSync(stateFd);
+        throw new GvmiTestError('snapshot.failed', `the snapshot ${mode.statePath} was replaced while it was being opened`);
+      }
       extraArgs.push(...incomingArgs());
     }
     const args = [...request.args, ...extraArgs];
@@ -195,6 +208,17 @@ export async function launchQemu(request: LaunchRequest): Promise<LaunchedQemu> 
         } catch (error) {
           throw error instanceof GvmiTestError && error.code !== 'snapshot.failed' ? error
             : new GvmiTestError('vm.boot-failed', `QEMU's monitor did not start: ${(error as Error).message}`, { cause: error });
+        }
+        if (mode.kind === 'restore') {
+          try {
+            await awaitStep(restoreVmState(qmp), 'QEMU exited while loading the saved state');
+          } catch (error) {
+            throw error instanceof GvmiTestError && error.code !== 'snapshot.failed' ? error
+              : new GvmiTestError('vm.boot-failed', `QEMU refused to load the saved state: ${(error as Error).message}`, { cause: error });
+          }
+          // Nothing more to ask of it: a restored VM is not saved again.
+          qmp.close();
+          qmp = undefined;
         }
       }
       let stopping = false;

@@ -58,7 +58,7 @@ export async function startWithSnapshots<L>(start: SnapshotStart<L>): Promise<{ 
   const found = await findSnapshot(key, logger);
   if (found) {
     try {
-      return { launched: await launcher.launch({ kind: 'restore', statePath: found.path }), snapshot: { use: 'restored', key } };
+      return { launched: await launcher.launch({ kind: 'restore', statePath: found.path, stateIno: found.ino, memoryPath: found.memoryPath }), snapshot: { use: 'restored', key } };
     } catch (error) {
       if (start.signal?.aborted) throw error;
       logger.warn({ error, key }, 'restoring the snapshot failed; booting instead');

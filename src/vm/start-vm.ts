@@ -5,6 +5,8 @@
  * mount its volumes; then the StartedVm takes over everything the start acquired. Any failure on
  * the way releases it all (QEMU killed, temporary directories removed) and rethrows.
  */
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { GvmiTestError } from '../errors.js';
@@ -14,6 +16,8 @@ import type { AcceleratorChoice } from '../qemu/accelerator.js';
 import { saveVmState } from '../qemu/migration.js';
 import type { RuntimeProfile } from '../runtime-profile.js';
 import { snapshotsWanted } from '../snapshot/snapshot-settings.js';
+import { saveSnapshotMemory } from '../snapshot/snapshot-store.js';
+import type { MemoryFile } from '../qemu/qemu-args.js';
 import { launchQemu, refreshGuest, type LaunchedQemu } from './launch-qemu.js';
 import { validateResources } from './resource-limits.js';
 import { runtimeProfileOrEnv } from './runtime-env.js';
@@ -114,15 +118,39 @@ export async function startVm(options: StartVmOptions): Promise<StartedVm> {
   }
 }
 
+/**
+ * Where a VM booted to be saved keeps its RAM (shared, so that it can be saved as a file): in
+ * memory (/dev/shm) when there is one, so that the guest's writes are never written back to disk
+ * while it runs; else beside the VM's other files. The file is removed once the state is saved:
+ * QEMU keeps its mapping until it exits.
+ */
+async function sharedMemoryDir(plan: VmPlan, resources: ResourceStack): Promise<string> {
+  const shm = await stat('/dev/shm').catch(() => undefined);
+  if (!shm?.isDirectory()) return plan.privateDir;
+  const dir = await mkdtemp(join('/dev/shm', 'gvmi-ram-')).catch(() => undefined);
+  if (!dir) return plan.privateDir;
+  resources.defer(() => rm(dir, { recursive: true, force: true }));
+  plan.removeOnHostDeath.push(dir);
+  return dir;
+}
+
 /** Launches QEMU for the snapshot policy; each launch's QEMU goes on `resources` as it starts. */
 function qemuLauncher(host: VmHost, plan: VmPlan, resources: ResourceStack, logger: Logger, signal: AbortSignal | undefined): SnapshotLauncher<LaunchedQemu> {
   let attempt = 0;
+  /** The RAM file of the VM being saved (one boot per start at most). */
+  let sharedMemory: string | undefined;
   return {
     launch: async (mode) => {
       const agentSocket = join(plan.privateDir, `agent-${++attempt}.sock`);
+      let memory: MemoryFile | undefined;
+      if (mode.kind === 'restore') memory = { path: mode.memoryPath, shared: false };
+      else if (mode.monitor) {
+        sharedMemory = join(await sharedMemoryDir(plan, resources), `ram-${attempt}`);
+        memory = { path: sharedMemory, shared: true };
+      }
       const launched = await launchQemu({
         qemuPath: host.qemuPath,
-        args: plan.qemuArgs(agentSocket),
+        args: plan.qemuArgs(agentSocket, memory),
         agentSocket,
         monitorSocket: join(plan.privateDir, `qmp-${attempt}.sock`),
         consoleLog: plan.consoleLog,
@@ -136,8 +164,14 @@ function qemuLauncher(host: VmHost, plan: VmPlan, resources: ResourceStack, logg
       return launched;
     },
     save: async (launched, temporaryPath, finalPath) => {
-      if (!launched.qmp) throw new GvmiTestError('snapshot.failed', 'this VM was started without a monitor: its state cannot be saved');
-      return saveVmState(launched.qmp, temporaryPath, finalPath, host.qemuUser, plan.timeouts.saveMs);
+      const memory = sharedMemory;
+      if (!launched.qmp || !memory) throw new GvmiTestError('snapshot.failed', 'this VM was started without a monitor: its state cannot be saved');
+      try {
+        return await saveVmState(launched.qmp, temporaryPath, finalPath, host.qemuUser, plan.timeouts.saveMs, (state) => saveSnapshotMemory(memory, state, finalPath));
+      } finally {
+        // Saved or not, the name goes; QEMU's mapping stays until it exits.
+        await rm(memory, { force: true });
+      }
     },
     resume: async (launched) => {
       launched.qmp?.close();

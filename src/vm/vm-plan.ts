@@ -6,7 +6,7 @@
  */
 import { join } from 'node:path';
 import { dir as tempDir } from 'tmp-promise';
-import { buildQemuArgs, type NicDevice, type QemuSpec } from '../qemu/qemu-args.js';
+import { buildQemuArgs, type MemoryFile, type NicDevice, type QemuSpec } from '../qemu/qemu-args.js';
 import type { RuntimeProfile } from '../runtime-profile.js';
 import { hostCpuIdentity, qemuIdentity, snapshotKey } from '../snapshot/snapshot-store.js';
 import { DEFAULT_MEMORY_MIB } from './resource-limits.js';
@@ -21,7 +21,7 @@ import { GvmiTestError } from '../errors.js';
 import { MICROVM_VIRTIO_SLOTS, virtioDeviceCount } from '../qemu/qemu-args.js';
 
 /** What differs between two VMs of one configuration: left out of the snapshot key. */
-export type PerVmPaths = Pick<QemuSpec, 'agentSocket' | 'consoleLog' | 'image'> & { volumeHostPaths: readonly string[]; nics: readonly NicDevice[] };
+export type PerVmPaths = Pick<QemuSpec, 'agentSocket' | 'consoleLog' | 'image' | 'memoryFile'> & { volumeHostPaths: readonly string[]; nics: readonly NicDevice[] };
 
 export interface VmPlanOptions {
   volumes?: Record<string, string>;
@@ -46,8 +46,11 @@ export interface VmPlan {
   memoryMiB: number;
   cpus: number;
   runtime: RuntimeProfile;
-  /** The QEMU command line (each launch gets its own agent socket). */
-  qemuArgs(agentSocket: string): string[];
+  /**
+   * The QEMU command line (each launch gets its own agent socket). `memory`: the guest's RAM in a
+   * file, for a VM to be saved or restored (migration.ts); anonymous memory without.
+   */
+  qemuArgs(agentSocket: string, memory?: MemoryFile): string[];
   /** Undefined when snapshots are off or the image has no digest. */
   snapshotKey: string | undefined;
   timeouts: { bootMs: number; restoreMs: number; saveMs: number };
@@ -60,7 +63,7 @@ export interface VmPlan {
 }
 
 /** Stand-ins for the per-VM paths, so that two VMs of one configuration share a snapshot key. */
-const KEY_PLACEHOLDERS = { agentSocket: '<agent>', consoleLog: '<console>', image: '<image>', volume: '<volume>' };
+const KEY_PLACEHOLDERS = { agentSocket: '<agent>', consoleLog: '<console>', image: '<image>', volume: '<volume>', memoryFile: { path: '<ram>', shared: false } };
 
 export async function planVm(host: VmHost, options: VmPlanOptions, resources: ResourceStack): Promise<VmPlan> {
   const runtime = runtimeProfileOrEnv(options.runtimeVersion);
@@ -106,6 +109,7 @@ export async function planVm(host: VmHost, options: VmPlanOptions, resources: Re
     volumes: planned.mounts.map((m, i) => ({ tag: m.tag, hostPath: paths.volumeHostPaths[i]! })),
     bootVolumes,
     ...(paths.nics.length ? { nics: paths.nics } : {}),
+    ...(paths.memoryFile ? { memoryFile: paths.memoryFile } : {}),
   });
 
   // A storage disk is formatted by the guest at boot: a saved VM would expect that file, not the
@@ -130,7 +134,7 @@ export async function planVm(host: VmHost, options: VmPlanOptions, resources: Re
     memoryMiB,
     cpus,
     runtime,
-    qemuArgs: (agentSocket) => commandLine({ agentSocket, consoleLog, image: host.imagePath, volumeHostPaths: planned.mounts.map((m) => m.hostPath), nics: options.nics?.launch ?? [] }),
+    qemuArgs: (agentSocket, memory) => commandLine({ agentSocket, consoleLog, image: host.imagePath, volumeHostPaths: planned.mounts.map((m) => m.hostPath), nics: options.nics?.launch ?? [], ...(memory ? { memoryFile: memory } : {}) }),
     snapshotKey: key,
     timeouts: {
       bootMs,

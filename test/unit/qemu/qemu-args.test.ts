@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { chooseAccelerator, kvmProblem, type HostFacts } from '../../../src/qemu/accelerator.js';
-import { agentChannelArgs, buildQemuArgs, escapeOption, kernelCommandLine, machineArgs, rootDiskArgs, volumeArgs } from '../../../src/qemu/qemu-args.js';
+import { agentChannelArgs, buildQemuArgs, escapeOption, kernelCommandLine, machineArgs, memoryFileArgs, rootDiskArgs, volumeArgs } from '../../../src/qemu/qemu-args.js';
 import { isGvmiTestError } from '../../../src/errors.js';
 
 const hardware: HostFacts = { modules: ['kvm', 'kvm_intel'], cpuFlags: ['fpu', 'vmx'], devKvm: 'read-write' };
@@ -41,6 +41,12 @@ describe('QEMU arguments', () => {
     expect(machineArgs({ accel: 'tcg', reason: '' })).toEqual(['-M', 'microvm,acpi=off', '-accel', 'tcg,tb-size=64', '-cpu', 'max,-erms,-fsrm']);
     // Under KVM the host CPU runs rep movsb natively: the guest keeps ERMS/FSRM.
     expect(machineArgs({ accel: 'kvm', reason: '' })).toEqual(['-M', 'microvm,acpi=off', '-accel', 'kvm', '-cpu', 'max']);
+  });
+
+  it('guest RAM in a file: the machine takes it from a named backend, shared to be saved, copy-on-write to be restored', () => {
+    expect(machineArgs({ accel: 'tcg', reason: '' }, true)[1]).toBe('microvm,acpi=off,memory-backend=ram');
+    expect(memoryFileArgs(512, { path: '/s/k.1,2.ram', shared: false })).toEqual(['-object', 'memory-backend-file,id=ram,size=512M,mem-path=/s/k.1,,2.ram,share=off']);
+    expect(memoryFileArgs(256, { path: '/dev/shm/x/ram-1', shared: true })).toEqual(['-object', 'memory-backend-file,id=ram,size=256M,mem-path=/dev/shm/x/ram-1,share=on']);
   });
 
   it('the image is a read-only raw virtio disk', () => {

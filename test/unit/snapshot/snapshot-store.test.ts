@@ -1,11 +1,12 @@
-import { chmod, chown, mkdir, mkdtemp, readdir, rename, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { statSync } from 'node:fs';
+import { chmod, chown, mkdir, mkdtemp, open, readFile, readdir, rename, rm, stat, symlink, truncate, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { Logger } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { isGvmiTestError } from '../../../src/errors.js';
 import {
-  describeSnapshot, discardSnapshot, findSnapshot, pruneSnapshots, snapshotKey, snapshotTemporaryPath, type SnapshotKeyInputs,
+  describeSnapshot, discardSnapshot, findSnapshot, pruneSnapshots, saveSnapshotMemory, snapshotKey, snapshotMemoryPath, snapshotTemporaryPath, type SnapshotKeyInputs,
 } from '../../../src/snapshot/snapshot-store.js';
 
 const asRoot = process.getuid?.() === 0;
@@ -57,19 +58,41 @@ describe('the snapshot directory', () => {
     await rm(cache, { recursive: true, force: true });
   });
 
+  /** A saved state: a small device state, `mib` MiB of RAM in its RAM file, a note. */
   async function state(key: string, mib: number, ageSeconds: number): Promise<void> {
-    await writeFile(join(dir, `${key}.state`), Buffer.alloc(mib * 1024 * 1024, 1), { mode: 0o600 });
+    await writeFile(join(dir, `${key}.state`), 'devices', { mode: 0o600 });
+    await writeFile(memoryOf(key), Buffer.alloc(mib * 1024 * 1024, 1), { mode: 0o600 });
     await writeFile(join(dir, `${key}.json`), '{}', { mode: 0o600 });
     const when = new Date(Date.now() - ageSeconds * 1000);
     await utimes(join(dir, `${key}.state`), when, when);
   }
+  /** The RAM file of the state now at `<key>.state` (named after its inode). */
+  const memoryOf = (key: string, path = join(dir, `${key}.state`)): string => snapshotMemoryPath(path, statSync(path).ino);
+  /** The directory's names, RAM files as `<key>.<ram>`. */
+  const names = async (): Promise<string[]> => (await readdir(dir)).map((n) => n.replace(/\.\d+\.ram$/, '.<ram>')).sort();
 
-  it('finds saved states, not empty or missing ones', async () => {
+  it('finds saved states with their RAM file, not empty or missing ones, nor one without its RAM', async () => {
     await state('full', 1, 0);
     await writeFile(join(dir, 'empty.state'), '');
-    expect((await findSnapshot('full'))?.path).toBe(join(dir, 'full.state'));
+    expect(await findSnapshot('full')).toMatchObject({ path: join(dir, 'full.state'), memoryPath: memoryOf('full') });
     expect(await findSnapshot('empty')).toBeUndefined();
     expect(await findSnapshot('missing')).toBeUndefined();
+    await state('no-ram', 1, 0);
+    await rm(memoryOf('no-ram'));
+    expect(await findSnapshot('no-ram')).toBeUndefined();
+  });
+
+  it('pairs a state only with the RAM file saved for it: a state renamed over the path has another', async () => {
+    await state('k', 1, 0);
+    const first = (await findSnapshot('k'))!;
+    // A save that died after renaming its state but before... cannot happen (the RAM file is
+    // renamed first); a racing save renames its own state over: that state's inode names its RAM.
+    await writeFile(join(dir, 'k.state.new'), 'other devices', { mode: 0o600 });
+    await rename(join(dir, 'k.state.new'), join(dir, 'k.state'));
+    expect(await findSnapshot('k')).toBeUndefined(); // its RAM file was never written
+    await writeFile(memoryOf('k'), 'other ram', { mode: 0o600 });
+    const second = (await findSnapshot('k'))!;
+    expect(second.memoryPath).not.toBe(first.memoryPath);
   });
 
   it('prunes the least recently used states past the budget; a restore counts as a use', async () => {
@@ -78,7 +101,7 @@ describe('the snapshot directory', () => {
     await state('new', 2, 100);
     await findSnapshot('old'); // used just now: now the most recent
     expect(await pruneSnapshots(5 * 1024 * 1024)).toEqual(['middle']);
-    expect((await readdir(dir)).sort()).toEqual(['new.json', 'new.state', 'old.json', 'old.state']);
+    expect(await names()).toEqual(['new.<ram>', 'new.json', 'new.state', 'old.<ram>', 'old.json', 'old.state']);
   });
 
   it('never prunes the state just saved, even over budget', async () => {
@@ -94,10 +117,53 @@ describe('the snapshot directory', () => {
     // Another process saves a new state meanwhile: written aside, renamed over (a new inode).
     await writeFile(join(dir, 'k.state.new'), 'x');
     await rename(join(dir, 'k.state.new'), join(dir, 'k.state'));
+    await writeFile(memoryOf('k'), 'ram', { mode: 0o600 });
     await discardSnapshot('k', seen);
-    expect(await readdir(dir)).toContain('k.state');
+    expect(await names()).toEqual(['k.<ram>', 'k.<ram>', 'k.json', 'k.state']);
     await discardSnapshot('k', (await findSnapshot('k'))!);
+    // Its RAM file went with it; the first state's is left to pruning (old enough: not in use).
+    expect(await readdir(dir)).toEqual([basename(seen.memoryPath)]);
+    const hourAgo = new Date(Date.now() - 2 * 3600 * 1000);
+    await utimes(seen.memoryPath, hourAgo, hourAgo);
+    await pruneSnapshots();
     expect(await readdir(dir)).toEqual([]);
+  });
+
+  it('keeps the RAM file of a replaced state while a VM being restored may still open it', async () => {
+    await state('k', 1, 0);
+    const seen = (await findSnapshot('k'))!;
+    await writeFile(join(dir, 'k.state.new'), 'x', { mode: 0o600 });
+    await rename(join(dir, 'k.state.new'), join(dir, 'k.state'));
+    await writeFile(memoryOf('k'), 'ram', { mode: 0o600 });
+    await pruneSnapshots();
+    expect(await readdir(dir)).toContain(basename(seen.memoryPath));
+  });
+
+  it('copies the RAM file of a paused VM as the RAM of the state being saved: its written parts only, 0600', async () => {
+    const shared = join(dir, 'shared-ram');
+    // 64 MiB long, 1 MiB written in the middle: what a guest's RAM file looks like.
+    await writeFile(shared, '');
+    await truncate(shared, 64 * 1024 * 1024);
+    const fh = await open(shared, 'r+');
+    await fh.write(Buffer.alloc(1024 * 1024, 7), 0, 1024 * 1024, 32 * 1024 * 1024);
+    await fh.close();
+    const temporary = await snapshotTemporaryPath('k');
+    await writeFile(temporary, 'devices', { mode: 0o600 });
+    const final = join(dir, 'k.state');
+    const { bytes, discard } = await saveSnapshotMemory(shared, temporary, final);
+    const target = snapshotMemoryPath(final, statSync(temporary).ino);
+    const st = await stat(target);
+    expect(st.size).toBe(64 * 1024 * 1024);
+    expect(bytes).toBeLessThan(4 * 1024 * 1024);
+    expect(bytes).toBe(Math.min(st.size, st.blocks * 512));
+    expect(st.mode & 0o777).toBe(0o600);
+    expect((await readFile(target)).equals(await readFile(shared))).toBe(true);
+    // Renamed into place: the state follows, and the pair is found.
+    await rename(temporary, final);
+    expect((await findSnapshot('k'))?.memoryPath).toBe(target);
+    // A save that fails after the copy takes it back.
+    await discard();
+    await expect(stat(target)).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
   it('drops old memos from the cache, keeps fresh ones', async () => {
@@ -169,15 +235,23 @@ describe('the snapshot directory', () => {
       await chmod(join(dir, 'open.state'), 0o620);
       await state('ours', 1, 0);
       await symlink(join(dir, 'ours.state'), join(dir, 'linked.state'));
-      for (const key of ['foreign', 'open', 'linked']) expect([key, await findSnapshot(key, logger)]).toEqual([key, undefined]);
-      expect(warn).toHaveBeenCalledTimes(3);
+      // The RAM file is handed to QEMU too: the same rules.
+      await state('foreign-ram', 1, 0);
+      await chown(memoryOf('foreign-ram'), 1234, 1234);
+      await state('open-ram', 1, 0);
+      await chmod(memoryOf('open-ram'), 0o666);
+      const keys = ['foreign', 'open', 'linked', 'foreign-ram', 'open-ram'];
+      for (const key of keys) expect([key, await findSnapshot(key, logger)]).toEqual([key, undefined]);
+      expect(warn).toHaveBeenCalledTimes(5);
       expect(warn.mock.calls.map((c) => c[1] as string)).toEqual([
         expect.stringContaining('owned by uid 1234'),
         expect.stringContaining('writable by group or others (mode 0620)'),
         expect.stringContaining('not a regular file'),
+        expect.stringMatching(/\.ram is owned by uid 1234/),
+        expect.stringMatching(/\.ram is writable by group or others \(mode 0666\)/),
       ]);
       expect((await findSnapshot('ours', logger))?.path).toBe(join(dir, 'ours.state'));
-      expect(warn).toHaveBeenCalledTimes(3);
+      expect(warn).toHaveBeenCalledTimes(5);
     });
 
     it('creates its directory 0700 and its notes 0600', async () => {
@@ -193,7 +267,7 @@ describe('the snapshot directory', () => {
       await state('a', 2, 100);
       await chmod(dir, 0o777);
       expect(await pruneSnapshots(0)).toEqual([]);
-      expect((await readdir(dir)).sort()).toEqual(['a.json', 'a.state']);
+      expect(await names()).toEqual(['a.<ram>', 'a.json', 'a.state']);
     });
   });
 });

@@ -11,7 +11,7 @@ import { GvmiTestError, type ErrorCode } from '../../../src/errors.js';
 import { silentLogger } from '../../../src/logger.js';
 import type { LaunchMode } from '../../../src/vm/launch-qemu.js';
 import { startWithSnapshots, type SnapshotLauncher } from '../../../src/vm/snapshot-policy.js';
-import { snapshotStatePath } from '../../../src/snapshot/snapshot-store.js';
+import { snapshotMemoryPath, snapshotStatePath } from '../../../src/snapshot/snapshot-store.js';
 
 const KEY = 'k'.repeat(32);
 
@@ -54,10 +54,12 @@ function fakeLauncher(behaviour: { restoreFails?: () => Promise<never>; saveFail
   return { launcher, calls };
 }
 
+/** A saved state and its RAM file (named after the state's inode, as a save names it). */
 async function existingState(content = 'old state'): Promise<string> {
   const path = snapshotStatePath(KEY);
   await mkdir(join(base, 'snapshots'), { recursive: true, mode: 0o700 });
   await writeFile(path, content, { mode: 0o600 });
+  await writeFile(snapshotMemoryPath(path, (await stat(path)).ino), 'old ram', { mode: 0o600 });
   return path;
 }
 
@@ -89,7 +91,8 @@ describe('snapshot policy', () => {
     const { launcher, calls } = fakeLauncher();
     const r = await start(launcher);
     expect(r.snapshot).toEqual({ use: 'restored', key: KEY });
-    expect(r.launched.mode).toEqual({ kind: 'restore', statePath: path });
+    const { ino } = await stat(path);
+    expect(r.launched.mode).toEqual({ kind: 'restore', statePath: path, stateIno: ino, memoryPath: snapshotMemoryPath(path, ino) });
     expect(calls).toEqual([`restore ${path}`]);
   });
 
