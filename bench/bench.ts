@@ -6,7 +6,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { openSync, closeSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createConnection, type Socket } from 'node:net';
+import { createConnection, createServer, type Socket } from 'node:net';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
@@ -14,7 +14,8 @@ import { pino } from 'pino';
 import { AgentClient } from '../src/agent/agent-client.js';
 import { GvmiTestError } from '../src/errors.js';
 import { silentLogger } from '../src/logger.js';
-import { INCOMING_STATE_FD } from '../src/qemu/migration.js';
+import { INCOMING_STATE_FD, restoreVmState } from '../src/qemu/migration.js';
+import { QmpClient } from '../src/qemu/qmp-client.js';
 import { snapshotStatePath } from '../src/snapshot/snapshot-store.js';
 import { buildImage } from '../src/image/build-image.js';
 import { detectAccelerator } from '../src/qemu/accelerator.js';
@@ -28,7 +29,7 @@ import { makeBusyboxRootfs, TINY_IMAGE_SETTINGS } from '../test/helpers/busybox-
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 5);
 /** Start-up figures are the noisiest and the cheapest to repeat. */
 const START_RUNS = Math.max(RUNS, 9);
-/** BENCH_ONLY=start,restore,suite,exec,build,concurrency runs some sections (RESULTS.md is then not written). */
+/** BENCH_ONLY=start,restore,suite,exec,memory,build,concurrency runs some sections (RESULTS.md is then not written). */
 const only = process.env['BENCH_ONLY']?.split(',');
 const wanted = (section: string): boolean => !only || only.includes(section);
 const cli = resolve('dist/cli/main.js');
@@ -44,8 +45,8 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
   await fn();
   return performance.now() - t;
 }
-async function repeat(n: number, fn: () => Promise<number>): Promise<number[]> {
-  const out: number[] = [];
+async function repeat<T>(n: number, fn: () => Promise<T>): Promise<T[]> {
+  const out: T[] = [];
   for (let i = 0; i < n; i++) out.push(await fn());
   return out;
 }
@@ -151,17 +152,29 @@ try {
     // Its private directory (agent socket, console) went with it: the raw runs get their own.
     const privateDir = /\/[^,=]*gvmi-vm-[^/,]*/.exec(restoreArgs.join('\n'))![0];
     const statePath = snapshotStatePath(info.key);
-    /** Spawn QEMU with those arguments and `-incoming fd:3`, connect to the agent, run /bin/true: no HELLO, RESUMED, clock or mounts. */
+    /** Spawn QEMU with those arguments (the state as fd 3, loaded once QMP asks), connect to the agent, run /bin/true: no HELLO, RESUMED, clock or mounts. */
     const rawRestore = async (): Promise<number> => {
       const dir = await mkdtemp(join(work, 'raw-'));
       await chmod(dir, 0o700);
       const args = restoreArgs.map((a) => a.split(privateDir).join(dir));
       const agentSocket = /path=([^,]*agent-[^,]*\.sock)/.exec(args.join('\n'))![1]!;
+      // QEMU connects to QMP (the capability the state needs is set there, then it is loaded).
+      const qmpSocket = /socket,id=qmp,path=([^,\n]*)/.exec(args.join('\n'))![1]!;
+      const monitor = createServer();
+      monitor.listen(qmpSocket);
+      await once(monitor, 'listening');
       const t = performance.now();
       const stateFd = openSync(statePath, 'r');
       const qemuProc = spawn(qemu, args, { stdio: ['ignore', 'ignore', 'ignore', stateFd] });
       closeSync(stateFd);
       try {
+        const exited = once(qemuProc, 'exit').then(() => { throw new Error(`the raw restore's QEMU exited: ${args.join(' ')}`); });
+        const [monitorSocket] = (await Promise.race([once(monitor, 'connection'), exited])) as [Socket];
+        monitor.close();
+        const qmp = new QmpClient(monitorSocket);
+        await qmp.negotiate();
+        await restoreVmState(qmp);
+        qmp.close();
         const socket = await new Promise<Socket>((done) => {
           const attempt = (): void => {
             const c = createConnection(agentSocket);
@@ -272,14 +285,31 @@ try {
         return 256 / (ms / 1000);
       });
       row({ figure: 'guest writing 256 MiB into a volume (9p)', unit: 'MB/s', value: stat(guestWrite), baselineName: 'host dd of 256 MiB into the same directory', baseline: stat(hostWrite) }, true);
-
-      await new Promise((r) => setTimeout(r, 1000));
-      const qemuPid = vmInternalsForTests(vm).qemuPid;
-      const rssKb = Number(/VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${qemuPid}/status`, 'utf8'))?.[1]);
-      row({ figure: 'QEMU resident memory of an idle VM (512 MiB guest)', unit: 'MiB', value: stat([rssKb / 1024]), baselineName: '—' });
     } finally {
       await vm.stop();
     }
+  }
+
+  // ---- the resident memory of an idle VM, as started by default (restored) and booted ----
+  if (wanted('memory')) {
+    /** VmRSS (every page mapped, shared page-cache pages of a RAM file included) and Pss (those shared split among their users), MiB, 1 s after the start. */
+    const idle = async (snapshot: boolean): Promise<{ rss: number; pss: number }> => {
+      const vm = await startVm({ image, snapshot });
+      try {
+        await vm.exec(['/bin/true']);
+        await new Promise((r) => setTimeout(r, 1000));
+        const pid = vmInternalsForTests(vm).qemuPid;
+        const kb = (text: string, field: string): number => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(text)?.[1]) / 1024;
+        return { rss: kb(await readFile(`/proc/${pid}/status`, 'utf8'), 'VmRSS'), pss: kb(await readFile(`/proc/${pid}/smaps_rollup`, 'utf8'), 'Pss') };
+      } finally {
+        await vm.stop();
+      }
+    };
+    await (await startVm({ image })).stop(); // a snapshot to restore
+    const restored = await repeat(RUNS, () => idle(true));
+    const booted = await repeat(RUNS, () => idle(false));
+    row({ figure: 'QEMU resident memory of an idle VM (512 MiB guest, restored: its RAM file mapped copy-on-write), VmRSS', unit: 'MiB', value: stat(restored.map((m) => m.rss)), baselineName: 'the same VM booted (--no-snapshot)', baseline: stat(booted.map((m) => m.rss)) });
+    row({ figure: 'the same, proportional set size (pages shared with the page cache and other VMs restored from the state counted by share)', unit: 'MiB', value: stat(restored.map((m) => m.pss)), baselineName: 'booted', baseline: stat(booted.map((m) => m.pss)) });
   }
 
   // ---- build of the Debian test rootfs vs plain mksquashfs ----
