@@ -4,7 +4,7 @@
  * that dies (QEMU is ended and the VM's temporary directories removed, whatever the guest does).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -102,7 +102,7 @@ const hasMuslGcc = hasCommand('musl-gcc');
  * Starts a VM in a child process, runs `guestSetup` (a module-scope snippet with `vm` in scope),
  * SIGKILLs the child, and reports whether its QEMU and the VM's temporary directories are gone.
  */
-async function killHostOf(guestSetup: string): Promise<{ qemuGone: boolean; leftDirs: string[] }> {
+async function killHostOf(guestSetup: string, env: Record<string, string> = {}): Promise<{ qemuGone: boolean; leftDirs: string[]; watched: string[] }> {
   const script = `
     import { startVm } from ${JSON.stringify(resolve('dist/index.js'))};
     import { dirname } from 'node:path';
@@ -112,7 +112,7 @@ async function killHostOf(guestSetup: string): Promise<{ qemuGone: boolean; left
     console.log('ready ' + JSON.stringify([dirname(vm.info.consoleLog), ...vm.volumes.map((v) => v.hostPath)]));
     setInterval(() => {}, 1000);
   `;
-  const child = execa('node', ['--input-type=module', '-e', script], { reject: false });
+  const child = execa('node', ['--input-type=module', '-e', script], { reject: false, env });
   const dirs = await new Promise<string[]>((resolvePromise) => child.stdout!.on('data', (d: Buffer) => {
     const m = /ready (\[.*\])/.exec(d.toString());
     if (m) resolvePromise(JSON.parse(m[1]!) as string[]);
@@ -122,6 +122,9 @@ async function killHostOf(guestSetup: string): Promise<{ qemuGone: boolean; left
     pids = execFileSync('pgrep', ['-P', String(child.pid), 'qemu-system'], { encoding: 'utf8' }).trim().split('\n').filter(Boolean);
   } catch { /* none */ }
   expect(pids).toHaveLength(1);
+  // A VM booted to be saved keeps its RAM in a directory of /dev/shm (named on QEMU's command line).
+  const memoryDir = /mem-path=(\/dev\/shm\/gvmi-ram-[^/,\0]+)/.exec(readFileSync(`/proc/${pids[0]}/cmdline`, 'utf8'))?.[1];
+  if (memoryDir) dirs.push(memoryDir);
   child.kill('SIGKILL');
   await child;
   // Bounded wait for an outcome (no timing is asserted: the reaper acts within milliseconds).
@@ -136,12 +139,24 @@ async function killHostOf(guestSetup: string): Promise<{ qemuGone: boolean; left
   };
   const left = (): string[] => dirs.filter((d) => existsSync(d));
   while (Date.now() < deadline && (alive() || left().length > 0)) await new Promise((r) => setTimeout(r, 100));
-  return { qemuGone: !alive(), leftDirs: left() };
+  return { qemuGone: !alive(), leftDirs: left(), watched: dirs };
 }
 
 describe('a host that dies', () => {
   it('SIGKILL of the host process: no QEMU is left, nor its temporary directories', async () => {
-    expect(await killHostOf('')).toEqual({ qemuGone: true, leftDirs: [] });
+    expect(await killHostOf('')).toMatchObject({ qemuGone: true, leftDirs: [] });
+  });
+
+  it('SIGKILL of the host of a VM that booted and saved its state: its RAM directory in /dev/shm goes too', async () => {
+    const snapshots = await mkdtemp(join(tmpdir(), 'gvmi-robust-snapshots-'));
+    try {
+      const outcome = await killHostOf('if (vm.info.snapshot.use !== "saved") throw new Error("expected a boot and a save");', { GVMI_TEST_SNAPSHOT_DIR: snapshots });
+      expect(outcome).toMatchObject({ qemuGone: true, leftDirs: [] });
+      // It was there while the VM ran: the check above covered it.
+      expect(outcome.watched.filter((d) => d.startsWith('/dev/shm/gvmi-ram-'))).toHaveLength(1);
+    } finally {
+      await rm(snapshots, { recursive: true, force: true });
+    }
   });
 
   it.skipIf(!hasMuslGcc)('a guest that starves its agent (SCHED_FIFO 99 spinner) cannot keep QEMU alive after the host dies', async () => {
@@ -154,6 +169,6 @@ describe('a host that dies', () => {
       await new Promise((r) => setTimeout(r, 1000));
     `);
     await rm(dir, { recursive: true, force: true });
-    expect(outcome).toEqual({ qemuGone: true, leftDirs: [] });
+    expect(outcome).toMatchObject({ qemuGone: true, leftDirs: [] });
   });
 });
