@@ -39,6 +39,10 @@ export function createProgram(io: CliIo, invocation: Invocation = {}): Command {
     })
     .hook('preSubcommand', (_program, command) => {
       invocation.command = command;
+    })
+    // The command whose action runs: for `network start` the leaf, whose options (--json) count.
+    .hook('preAction', (_program, command) => {
+      invocation.command = command;
     });
   registerBuild(program, io);
   registerInspect(program, io);

@@ -94,6 +94,18 @@ describe('--json errors come from the parsed options, not from any --json in arg
     }
   });
 
+  it("a nested command's --json does too (network forward to a network that is not running)", async () => {
+    vi.stubEnv('XDG_RUNTIME_DIR', dir);
+    try {
+      const c = capture();
+      expect(await runCli(['network', 'forward', 'nosuch', '192.168.7.2:22', '--json'], c.io)).not.toBe(0);
+      expect(JSON.parse(c.out())).toMatchObject({ error: { code: 'network.not-found' } });
+      expect(c.err()).toMatch(errorLine('network.not-found'));
+    } finally {
+      vi.unstubAllEnvs();
+    }
+  });
+
   it("run's own --json does", async () => {
     const c = capture();
     expect(await runCli(['run', '--json', join(dir, 'bad.gvmi'), '--', '/bin/true'], c.io)).toBe(65);
