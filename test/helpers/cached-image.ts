@@ -13,6 +13,8 @@ import { createHash } from 'node:crypto';
 import { copyFile, mkdir, readdir, readFile, rename, rm, stat, utimes } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { cacheDir } from '../../src/cache-dir.js';
+import { buildImage, type ImageSettings } from '../../src/image/build-image.js';
+import { BUSYBOX, TINY_IMAGE_SETTINGS } from './busybox-rootfs.js';
 
 const CHECKOUT = resolve(import.meta.dirname, '..', '..');
 const UNUSED_MS = 7 * 24 * 3600 * 1000;
@@ -65,4 +67,19 @@ export async function cachedImage(name: string, inputs: readonly (string | Buffe
 export async function copyOfCachedImage(output: string, name: string, inputs: readonly (string | Buffer)[], build: (output: string) => Promise<void>): Promise<string> {
   await copyFile(await cachedImage(name, inputs, build), output);
   return output;
+}
+
+/**
+ * The tiny image (`rootfs` made by makeBusyboxRootfs, as global-setup's), built with `settings`
+ * (TINY_IMAGE_SETTINGS by default), copied to `output`.
+ */
+export async function copyOfTinyImage(output: string, rootfs: string, settings: ImageSettings = TINY_IMAGE_SETTINGS): Promise<string> {
+  const inputs = [
+    await readFile(join(import.meta.dirname, 'busybox-rootfs.ts')),
+    await readFile(BUSYBOX),
+    JSON.stringify(settings),
+  ];
+  return copyOfCachedImage(output, 'tiny', inputs, async (partial) => {
+    await buildImage({ source: rootfs, output: partial, ...settings });
+  });
 }

@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startVm, type StartedVm } from '../../src/index.js';
-import { buildImage } from '../../src/image/build-image.js';
 import { TINY_IMAGE_SETTINGS } from '../helpers/busybox-rootfs.js';
+import { copyOfTinyImage } from '../helpers/cached-image.js';
 import { vmInternalsForTests } from '../../src/vm/started-vm.js';
 import { failure } from '../helpers/failure.js';
 import { minimalRootfs, rawGvmi } from '../helpers/raw-gvmi.js';
@@ -190,7 +190,7 @@ describe('running processes', () => {
     try {
       for (const [user, expected] of [['1234:5678', '1234\n5678\n'], ['1234', '0\n0\n'], ['app:app', '0\n0\n']] as const) {
         const image = join(dir, `${user.replace(':', '-')}.gvmi`);
-        await buildImage({ source: inject('tinyRootfs'), output: image, ...TINY_IMAGE_SETTINGS, user });
+        await copyOfTinyImage(image, inject('tinyRootfs'), { ...TINY_IMAGE_SETTINGS, user }); // gvmi-test build's, kept between runs
         const other = await startVm({ image });
         try {
           expect((await other.exec('id -u; id -g')).stdout, `USER ${user}`).toBe(expected);
