@@ -533,18 +533,6 @@ export class GolemHost {
     await this.waitFor(() => this.died(id) !== undefined && this.idle, timeoutMs, `PROCESS_DIED of process ${id} and the notification handler to finish`);
   }
 
-  /** Resolves once nothing has arrived and nothing is in flight for `quietMs` (bounded by `timeoutMs`). */
-  async waitQuiet(quietMs: number, timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const before = this.parser.receivedBytes;
-      await this.waitFor(() => this.idle, Math.max(1, deadline - Date.now()), 'the notification handler to finish');
-      await new Promise((r) => setTimeout(r, quietMs));
-      if (this.parser.receivedBytes === before && this.idle) return;
-      if (Date.now() > deadline) throw new Error(`traffic did not stop within ${timeoutMs} ms`);
-    }
-  }
-
   /** Closes this end (the guest sees its host disconnect) and waits for the socket to close. */
   async close(): Promise<void> {
     if (!this.closed) this.socket.end();

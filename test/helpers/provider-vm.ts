@@ -88,7 +88,6 @@ export async function startProviderVm(options: ProviderVmOptions): Promise<Provi
   };
 }
 
-
 /**
  * What the guest agent prints on the console each time it finds no host on its port: once at boot,
  * when it is up and waits for its first host, and again after every disconnect (agent.c
