@@ -12,7 +12,7 @@ import { TINY_IMAGE_SETTINGS } from '../helpers/busybox-rootfs.js';
 import { copyOfTinyImage } from '../helpers/cached-image.js';
 import { vmInternalsForTests } from '../../src/vm/started-vm.js';
 import { failure } from '../helpers/failure.js';
-import { minimalRootfs, rawGvmi } from '../helpers/raw-gvmi.js';
+import { cachedRawGvmi, minimalRootfs, rawGvmi } from '../helpers/raw-gvmi.js';
 
 let vm: StartedVm; // runtime 0.4 (the default)
 let vm05: StartedVm; // runtime 0.5
@@ -357,7 +357,7 @@ describe('an image as converted by other tools (no Docker init layer), as on a p
     await writeFile(join(root, 'etc/hosts'), '10.1.2.3\tbaked-in\n');
     await symlink('../run/resolvconf/resolv.conf', join(root, 'etc/resolv.conf'));
     await chmod(root, 0o770);
-    const image = await rawGvmi(root, join(scratch, `custom-${profile}.gvmi`), { volumes: ['/out'] });
+    const image = await cachedRawGvmi(root, join(scratch, `custom-${profile}.gvmi`), { volumes: ['/out'] });
     const custom = await startVm({ image, runtimeVersion: profile });
     try {
       expect(await run(custom, 'stat', '-c', '%a', '/')).toBe('750\n');
