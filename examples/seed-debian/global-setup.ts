@@ -8,7 +8,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmod, copyFile, mkdtemp, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { chmod, copyFile, mkdtemp, readdir, readFile, rename, rm, stat, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -40,12 +40,17 @@ async function imageKey(tarball: string): Promise<string> {
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const tarball = execFileSync('bash', [join(import.meta.dirname, 'make-image.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
   const cached = join(dirname(tarball), `seed-debian-${await imageKey(tarball)}.gvmi`);
-  if (!(await stat(cached).then((st) => st.isFile(), () => false))) {
+  if (await stat(cached).then((st) => st.isFile(), () => false)) {
+    const now = new Date();
+    await utimes(cached, now, now); // in use: kept
+  } else {
     const partial = `${cached}.partial-${process.pid}`;
     await buildImage({ source: tarball, output: partial });
-    // Only the newest conversion is kept.
+    // Conversions unused for a week go (another checkout may be using another one right now).
     for (const old of await readdir(dirname(tarball))) {
-      if (/^seed-debian-[0-9a-f]{16}\.gvmi$/.test(old)) await rm(join(dirname(tarball), old), { force: true });
+      const path = join(dirname(tarball), old);
+      const st = /^seed-debian-[0-9a-f]{16}\.gvmi$/.test(old) ? await stat(path).catch(() => undefined) : undefined;
+      if (st && Date.now() - st.mtimeMs > 7 * 24 * 3600 * 1000) await rm(path, { force: true });
     }
     await rename(partial, cached);
   }
