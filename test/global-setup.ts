@@ -1,13 +1,14 @@
 /**
  * Builds the tiny busybox .gvmi once per test run and hands its path to every test file
- * (vitest provide/inject).
+ * (vitest provide/inject). The image is kept between runs by what it is made of
+ * (helpers/cached-image.ts), so that a second run restores its VMs from snapshots.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { buildImage } from '../src/image/build-image.js';
-import { makeBusyboxRootfs, TINY_IMAGE_SETTINGS } from './helpers/busybox-rootfs.js';
+import { makeBusyboxRootfs } from './helpers/busybox-rootfs.js';
+import { copyOfTinyImage } from './helpers/cached-image.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -20,8 +21,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const dir = await mkdtemp(join(tmpdir(), 'gvmi-test-fixtures-'));
   const rootfs = join(dir, 'rootfs');
   await makeBusyboxRootfs(rootfs);
-  const image = join(dir, 'tiny.gvmi');
-  await buildImage({ source: rootfs, output: image, ...TINY_IMAGE_SETTINGS });
+  const image = await copyOfTinyImage(join(dir, 'tiny.gvmi'), rootfs);
   project.provide('tinyImage', image);
   project.provide('tinyRootfs', rootfs);
   return async () => {

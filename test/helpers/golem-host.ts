@@ -514,16 +514,23 @@ export class GolemHost {
     return this.died(id)!;
   }
 
-  /** Resolves once nothing has arrived and nothing is in flight for `quietMs` (bounded by `timeoutMs`). */
-  async waitQuiet(quietMs: number, timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const before = this.parser.receivedBytes;
-      await this.waitFor(() => this.idle, Math.max(1, deadline - Date.now()), 'the notification handler to finish');
-      await new Promise((r) => setTimeout(r, quietMs));
-      if (this.parser.receivedBytes === before && this.idle) return;
-      if (Date.now() > deadline) throw new Error(`traffic did not stop within ${timeoutMs} ms`);
-    }
+  /**
+   * Waits until the guest can send nothing more about pipe-backed process `id`: its PROCESS_DIED
+   * has arrived and the notification handler is idle (every OUTPUT_AVAILABLE received is answered).
+   * No quiet period is needed, because of how upstream keeps a pull buffer (init.c:1793-1878):
+   * a buffer going from empty to non-empty always sends OUTPUT_AVAILABLE, the handler's query
+   * (len U64_MAX) empties it, and a dead process is deleted by the query, or the reap, that
+   * leaves both its buffers empty. Messages arrive in the order the guest wrote them, so take
+   * the last thing received about `id`: if it is a handler's reply after PROCESS_DIED, the other
+   * buffer was empty when the guest answered it (had it been filled, its notification would
+   * have come before that reply and been answered after it, so the reply would not be the
+   * last); with no reply after PROCESS_DIED, both buffers were empty at the reap. Either way the
+   * process is gone and nothing can follow. A guest that broke this would keep the process, and
+   * the test's own QUERY_OUTPUT that expects ESRCH would fail.
+   * Only for a handler that queries every notification and is not held (holdQueries).
+   */
+  async waitForgotten(id: bigint, timeoutMs: number): Promise<void> {
+    await this.waitFor(() => this.died(id) !== undefined && this.idle, timeoutMs, `PROCESS_DIED of process ${id} and the notification handler to finish`);
   }
 
   /** Closes this end (the guest sees its host disconnect) and waits for the socket to close. */

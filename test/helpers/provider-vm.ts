@@ -8,7 +8,7 @@
  * Nothing is sent by this file: connecting, mounting and everything after is the test's, through
  * test/helpers/golem-host.ts.
  */
-import { rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { dir as tempDir } from 'tmp-promise';
 import { readGvmi } from '../../src/image/gvmi-file.js';
@@ -88,3 +88,24 @@ export async function startProviderVm(options: ProviderVmOptions): Promise<Provi
   };
 }
 
+/**
+ * What the guest agent prints on the console each time it finds no host on its port: once at boot,
+ * when it is up and waits for its first host, and again after every disconnect (agent.c
+ * host_went_away; upstream's communication.c waits the same way).
+ */
+export const WAITING_FOR_HOST = 'gvmi-agent: waiting for host connection ...';
+
+/**
+ * Resolves once the VM's console holds `line` at least `count` times; rejects if QEMU ends first
+ * or after `timeoutMs` (a bound for a stuck guest, not a timing assertion).
+ */
+export async function waitForConsoleLine(vm: ProviderVm, line: string, count: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const text = await readFile(vm.consoleLog, 'utf8').catch(() => '');
+    if (text.split('\n').filter((l) => l.includes(line)).length >= count) return;
+    if (!vm.qemu.running) throw new Error(`QEMU ended before the console showed "${line}" ${count}x: ${vm.qemu.stderr()}\n${text}`);
+    if (Date.now() > deadline) throw new Error(`the console did not show "${line}" ${count}x within ${timeoutMs} ms:\n${text}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

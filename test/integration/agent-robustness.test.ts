@@ -85,7 +85,9 @@ describeWithVm('a host speaking the protocol badly: the guest does what upstream
     await new Promise((r) => setTimeout(r, 1500));
     const before = Buffer.concat(replies);
     socket.write(Buffer.concat([Buffer.from([0, 0, 0, 0, 0]), Buffer.from([0])]));
-    await new Promise((r) => setTimeout(r, 500));
+    // Until its reply has come (bounded: a guest that never answers fails below).
+    const reply = Buffer.concat([id, Buffer.from([3])]);
+    for (const deadline = Date.now() + 30_000; Buffer.concat(replies).indexOf(reply) < 0 && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 20));
     socket.off('data', onData);
     expect(before.indexOf(id)).toBe(-1); // nothing answered while the request was incomplete
     const all = Buffer.concat(replies);

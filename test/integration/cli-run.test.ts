@@ -160,13 +160,13 @@ describe('gvmi-test run', () => {
   });
 
   it('--timeout kills the command and exits 124', async () => {
-    const r = await run(['run', inject('tinyImage'), '--timeout', '2', '--', '/bin/sleep', '30']);
+    const r = await run(['run', inject('tinyImage'), '--timeout', '1', '--', '/bin/sleep', '30']);
     expect(r.exitCode).toBe(124);
     expect(r.stderr).toContain('[exec.timeout]');
   });
 
   it('--json after a timeout: the output so far and timedOut, exit 124', async () => {
-    const r = await run(['run', inject('tinyImage'), '--json', '--timeout', '2', '--', '/bin/sh', '-c', 'echo before; echo err >&2; sleep 30']);
+    const r = await run(['run', inject('tinyImage'), '--json', '--timeout', '1', '--', '/bin/sh', '-c', 'echo before; echo err >&2; sleep 30']);
     expect(r.exitCode).toBe(124);
     const result = JSON.parse(r.stdout) as Record<string, unknown>;
     expect(result).toMatchObject({ timedOut: true, stdout: 'before\n', stderr: 'err\n', signal: 'SIGKILL', error: { code: 'exec.timeout' } });

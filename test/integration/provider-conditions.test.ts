@@ -8,11 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startVm, type StartedVm } from '../../src/index.js';
-import { buildImage } from '../../src/image/build-image.js';
 import { TINY_IMAGE_SETTINGS } from '../helpers/busybox-rootfs.js';
+import { copyOfTinyImage } from '../helpers/cached-image.js';
 import { vmInternalsForTests } from '../../src/vm/started-vm.js';
 import { failure } from '../helpers/failure.js';
-import { minimalRootfs, rawGvmi } from '../helpers/raw-gvmi.js';
+import { cachedRawGvmi, minimalRootfs, rawGvmi } from '../helpers/raw-gvmi.js';
 
 let vm: StartedVm; // runtime 0.4 (the default)
 let vm05: StartedVm; // runtime 0.5
@@ -190,7 +190,7 @@ describe('running processes', () => {
     try {
       for (const [user, expected] of [['1234:5678', '1234\n5678\n'], ['1234', '0\n0\n'], ['app:app', '0\n0\n']] as const) {
         const image = join(dir, `${user.replace(':', '-')}.gvmi`);
-        await buildImage({ source: inject('tinyRootfs'), output: image, ...TINY_IMAGE_SETTINGS, user });
+        await copyOfTinyImage(image, inject('tinyRootfs'), { ...TINY_IMAGE_SETTINGS, user }); // gvmi-test build's, kept between runs
         const other = await startVm({ image });
         try {
           expect((await other.exec('id -u; id -g')).stdout, `USER ${user}`).toBe(expected);
@@ -357,7 +357,7 @@ describe('an image as converted by other tools (no Docker init layer), as on a p
     await writeFile(join(root, 'etc/hosts'), '10.1.2.3\tbaked-in\n');
     await symlink('../run/resolvconf/resolv.conf', join(root, 'etc/resolv.conf'));
     await chmod(root, 0o770);
-    const image = await rawGvmi(root, join(scratch, `custom-${profile}.gvmi`), { volumes: ['/out'] });
+    const image = await cachedRawGvmi(root, join(scratch, `custom-${profile}.gvmi`), { volumes: ['/out'] });
     const custom = await startVm({ image, runtimeVersion: profile });
     try {
       expect(await run(custom, 'stat', '-c', '%a', '/')).toBe('750\n');

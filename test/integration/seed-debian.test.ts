@@ -1,9 +1,10 @@
 /**
  * The seed's scenario on a real distribution: FROM debian (debootstrap minbase, no Docker),
  * VOLUME /golem/input /golem/output, WORKDIR /golem/work, saved as a `docker save` tarball and
- * converted by gvmi-test build.
+ * converted by gvmi-test build (once per version of the converter and of the tarball: the
+ * converted image is kept between runs).
  */
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -11,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildImage } from '../../src/image/build-image.js';
 import { inspectImage } from '../../src/image/inspect-image.js';
 import { startVm, type StartedVm } from '../../src/index.js';
+import { copyOfCachedImage } from '../helpers/cached-image.js';
 
 let image: string;
 let vm: StartedVm;
@@ -18,7 +20,10 @@ let vm: StartedVm;
 beforeAll(async () => {
   const tarball = (await execa('bash', ['examples/seed-debian/make-image.sh'], { stderr: 'inherit' })).stdout.trim();
   image = join(await mkdtemp(join(tmpdir(), 'gvmi-debian-')), 'seed-debian.gvmi');
-  await buildImage({ source: tarball, output: image });
+  // Converted again whenever the converter (src/image) or the tarball changes; else the image of
+  // the last run, so that its VM restores rather than boots cold (helpers/cached-image.ts).
+  const st = await stat(tarball);
+  await copyOfCachedImage(image, 'seed-debian', [JSON.stringify([tarball, st.size, st.mtimeMs])], (output) => buildImage({ source: tarball, output }).then(() => {}));
   vm = await startVm({ image });
 }, 900_000);
 

@@ -9,8 +9,8 @@ import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startVm } from '../../src/index.js';
-import { buildImage } from '../../src/image/build-image.js';
 import { TINY_IMAGE_SETTINGS } from '../helpers/busybox-rootfs.js';
+import { copyOfTinyImage } from '../helpers/cached-image.js';
 
 const CLI = resolve('dist/cli/main.js');
 let dir: string;
@@ -20,15 +20,13 @@ let bareCmd: string;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'gvmi-entrypoint-'));
-  withEntrypoint = join(dir, 'entry.gvmi');
-  await buildImage({
-    source: inject('tinyRootfs'), output: withEntrypoint, ...TINY_IMAGE_SETTINGS,
+  // Built as gvmi-test build builds them, and kept between runs (helpers/cached-image.ts).
+  withEntrypoint = await copyOfTinyImage(join(dir, 'entry.gvmi'), inject('tinyRootfs'), {
+    ...TINY_IMAGE_SETTINGS,
     entrypoint: ['/bin/sh', '-c'], cmd: ['echo "argv0=$0 greeting=$GREETING cwd=$(pwd)"; echo ran > /golem/output/ran; exit 4'],
   });
-  withoutEntrypoint = join(dir, 'none.gvmi');
-  await buildImage({ source: inject('tinyRootfs'), output: withoutEntrypoint, ...TINY_IMAGE_SETTINGS, entrypoint: [], cmd: [] });
-  bareCmd = join(dir, 'bare-cmd.gvmi');
-  await buildImage({ source: inject('tinyRootfs'), output: bareCmd, ...TINY_IMAGE_SETTINGS, entrypoint: [], cmd: ['echo', 'cmd-ran'] });
+  withoutEntrypoint = await copyOfTinyImage(join(dir, 'none.gvmi'), inject('tinyRootfs'), { ...TINY_IMAGE_SETTINGS, entrypoint: [], cmd: [] });
+  bareCmd = await copyOfTinyImage(join(dir, 'bare-cmd.gvmi'), inject('tinyRootfs'), { ...TINY_IMAGE_SETTINGS, entrypoint: [], cmd: ['echo', 'cmd-ran'] });
 });
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });

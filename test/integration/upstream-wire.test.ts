@@ -9,11 +9,11 @@
  * Expected replies come from upstream's init (runtime/init-container/src/init.c at v0.5.2, cited
  * as init.c:LINE; v0.4.2 where it differs) and reference §8.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { GolemHost, U64_MAX, type RedirectFd, type RemoteResult, type RunProcessArgs } from '../helpers/golem-host.js';
-import { startProviderVm, type ProviderVm } from '../helpers/provider-vm.js';
+import { startProviderVm, waitForConsoleLine, WAITING_FOR_HOST, type ProviderVm } from '../helpers/provider-vm.js';
 import { TINY_IMAGE_SETTINGS } from '../helpers/busybox-rootfs.js';
 
 const EINVAL = 22;
@@ -23,12 +23,19 @@ const ENXIO = 6;
 /** init.c:1880-2041 sends the -1 of a failed ioctl helper as its u32 error code. */
 const MINUS_ONE = 4294967295;
 
-/** How long after QEMU starts the host first connects: by then the guest has booted and waits. */
-const CONNECT_LATE_MS = 5000;
 /** Bounded waits for outcomes (TCG on a shared 2-core machine can be slow; nothing is timed). */
 const WAIT_MS = 60_000;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Resolves once `path` exists on this host (bounded by `timeoutMs` for a stuck guest). */
+async function waitForFile(path: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await stat(path).then(() => true, () => false))) {
+    if (Date.now() > deadline) throw new Error(`${path} did not appear within ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}
 
 /** lib.rs:328-373 run_command: the image Env, uid/gid 0 (no numeric User), cwd = WorkingDir. */
 const IMAGE_ENV = TINY_IMAGE_SETTINGS.env;
@@ -117,8 +124,9 @@ for (const profile of ['0.4', '0.5'] as const) {
 
     beforeAll(async () => {
       s.vm = await startProviderVm({ image: inject('tinyImage'), runtime: profile });
-      // Connect late: the Rust host may come whenever it likes (QEMU listens, wait=off).
-      await sleep(CONNECT_LATE_MS);
+      // Connect late: the Rust host may come whenever it likes (QEMU listens, wait=off). Late is
+      // after the guest has booted and waits for its host, which its console says.
+      await waitForConsoleLine(s.vm, WAITING_FOR_HOST, 1, WAIT_MS);
       expect(s.vm.qemu.running, `QEMU ended before the host connected: ${s.vm.qemu.stderr()}\n${await s.consoleTail()}`).toBe(true);
       await s.connect();
     }, 120_000);
@@ -233,7 +241,7 @@ for (const profile of ['0.4', '0.5'] as const) {
       const died = await s.host.waitDied(id, WAIT_MS);
       expect([died.status, died.exitType]).toEqual([9, 'killed']);
       // Dead and drained: forgotten (init.c:399-404) — KILL EINVAL, QUERY ESRCH.
-      await s.host.waitQuiet(500, WAIT_MS);
+      await s.host.waitForgotten(id, WAIT_MS);
       expect(await s.host.kill(id)).toEqual(err(EINVAL));
       expect(await s.host.queryOutput(id, 1, 0n, U64_MAX)).toEqual(err(ESRCH));
       expect(await s.host.kill(0n), 'id 0').toEqual(err(EINVAL));
@@ -252,7 +260,7 @@ for (const profile of ['0.4', '0.5'] as const) {
       } finally {
         release();
       }
-      await s.host.waitQuiet(500, WAIT_MS);
+      await s.host.waitForgotten(id, WAIT_MS);
       // One notification (the buffer went from empty to non-empty once), one query, the first 4096 bytes.
       const notified = s.host.notifications.filter(({ notification: n }) => n.type === 'outputAvailable' && n.id === id);
       expect(notified.map(({ notification: n }) => n.type === 'outputAvailable' && n.fd)).toEqual([1]);
@@ -301,10 +309,18 @@ for (const profile of ['0.4', '0.5'] as const) {
     });
 
     it('disconnect and reconnect: the guest waits for its host (communication.c:10-28) and answers the next connection; a death while nobody listened is told then', async () => {
-      const sleeper = await s.start(run(['/bin/sleep', '2'], NO_RFD));
+      // The sleeper ends when the host says so (a file in the input volume), once nobody listens;
+      // a watcher marks in the output volume when init has reaped it (its /proc entry is gone:
+      // the reap is where init writes PROCESS_DIED, here with no host to read it).
+      const sleeper = await s.start(sh('echo $$ > /golem/output/sleeper.pid; until [ -e /golem/input/sleeper.go ]; do sleep 0.05; done', NO_RFD));
+      await s.start(sh('until [ -s /golem/output/sleeper.pid ]; do sleep 0.05; done; p=$(cat /golem/output/sleeper.pid); while [ -e /proc/$p ]; do sleep 0.05; done; : > /golem/output/sleeper.reaped', NO_RFD));
       const first = s.host;
       await first.close();
-      await sleep(4000);
+      // The guest has seen its host go (it prints this a second time) ...
+      await waitForConsoleLine(s.vm, WAITING_FOR_HOST, 2, WAIT_MS);
+      // ... and only then does the sleeper end and get reaped.
+      await writeFile(join(s.volume('/golem/input'), 'sleeper.go'), '', { mode: 0o644 });
+      await waitForFile(join(s.volume('/golem/output'), 'sleeper.reaped'), WAIT_MS);
       expect(s.vm.qemu.running, `the VM ended without its host\n${await s.consoleTail()}`).toBe(true);
       const second = await s.connect();
       const t = await s.runToEnd(run(['/bin/true'], NO_RFD));
@@ -323,8 +339,8 @@ for (const profile of ['0.4', '0.5'] as const) {
         const queriesBefore = s.host.messages.length;
         const r = await s.runToEnd(sh('seq 100000 114999; seq 200000 200999 >&2'));
         expect([r.status, r.exitType], `run ${i + 1}`).toEqual([0, 'exited']);
-        // Nothing more will come once the host has answered every notification and the guest is quiet.
-        await s.host.waitQuiet(1000, WAIT_MS);
+        // Nothing more can come once the host has answered every notification of the dead process.
+        await s.host.waitForgotten(r.id, WAIT_MS);
         const out = s.host.output(r.id, 1);
         const errOut = s.host.output(r.id, 2);
         expect(stdoutExpected.subarray(0, out.length).equals(out), `run ${i + 1}: stdout (${out.length} bytes) is a prefix of what seq wrote`).toBe(true);
