@@ -85,6 +85,8 @@ export function vmInternalsForTests(vm: StartedVm): { client: AgentClient; qemuP
 
 export class StartedVm implements VmLike {
   private stopping: Promise<void> | undefined;
+  /** Set as the stop begins: the channel is read from then on (pauseOutput is ignored). */
+  private stopRequested = false;
   private crash: GvmiTestError | undefined;
   private readonly client: AgentClient;
   private readonly processes: ProcessRunner<ConsoleStart>;
@@ -237,7 +239,8 @@ export class StartedVm implements VmLike {
 
   /** Stops reading guest output until resumeOutput(): back-pressure reaches the guest processes. */
   pauseOutput(): void {
-    this.client.pause();
+    // A VM being stopped must read its channel, or QUIT's answer waits behind unread output.
+    if (!this.stopRequested) this.client.pause();
   }
 
   resumeOutput(): void {
@@ -268,6 +271,10 @@ export class StartedVm implements VmLike {
     const { qemu, logger, resources } = this.internals;
     const { client, proc } = qemu;
     qemu.markStopping();
+    // Output paused by a consumer that has gone (a closed stdout never drains) would hold QUIT's
+    // answer back for its whole timeout: what the guest still writes is read, and dropped by whoever listens.
+    this.stopRequested = true;
+    client.resume();
     if (!client.closed && !this.crash) {
       await client.quit(3000).catch((error: unknown) => logger.debug({ error }, 'quit not acknowledged'));
     }
