@@ -5,8 +5,7 @@
  * mount its volumes; then the StartedVm takes over everything the start acquired. Any failure on
  * the way releases it all (QEMU killed, temporary directories removed) and rethrows.
  */
-import { mkdtemp, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { GvmiTestError } from '../errors.js';
@@ -17,6 +16,7 @@ import { saveVmState } from '../qemu/migration.js';
 import type { RuntimeProfile } from '../runtime-profile.js';
 import { snapshotsWanted } from '../snapshot/snapshot-settings.js';
 import { saveSnapshotMemory } from '../snapshot/snapshot-store.js';
+import { sharedMemoryDir, SHM_DIR } from './shared-memory-dir.js';
 import type { MemoryFile } from '../qemu/qemu-args.js';
 import { launchQemu, refreshGuest, type LaunchedQemu } from './launch-qemu.js';
 import { validateResources } from './resource-limits.js';
@@ -118,35 +118,31 @@ export async function startVm(options: StartVmOptions): Promise<StartedVm> {
   }
 }
 
-/**
- * Where a VM booted to be saved keeps its RAM (shared, so that it can be saved as a file): in
- * memory (/dev/shm) when there is one, so that the guest's writes are never written back to disk
- * while it runs; else beside the VM's other files. The file is removed once the state is saved:
- * QEMU keeps its mapping until it exits.
- */
-async function sharedMemoryDir(plan: VmPlan, resources: ResourceStack): Promise<string> {
-  const shm = await stat('/dev/shm').catch(() => undefined);
-  if (!shm?.isDirectory()) return plan.privateDir;
-  const dir = await mkdtemp(join('/dev/shm', 'gvmi-ram-')).catch(() => undefined);
-  if (!dir) return plan.privateDir;
-  resources.defer(() => rm(dir, { recursive: true, force: true }));
-  plan.removeOnHostDeath.push(dir);
-  return dir;
-}
-
 /** Launches QEMU for the snapshot policy; each launch's QEMU goes on `resources` as it starts. */
 function qemuLauncher(host: VmHost, plan: VmPlan, resources: ResourceStack, logger: Logger, signal: AbortSignal | undefined): SnapshotLauncher<LaunchedQemu> {
   let attempt = 0;
   /** The RAM file of the VM being saved (one boot per start at most). */
   let sharedMemory: string | undefined;
+  /** Why the VM booted to be saved has no RAM file (its state is then not saved). */
+  let noRoomForMemory: string | undefined;
   return {
     launch: async (mode) => {
       const agentSocket = join(plan.privateDir, `agent-${++attempt}.sock`);
       let memory: MemoryFile | undefined;
       if (mode.kind === 'restore') memory = { path: mode.memoryPath, shared: false };
       else if (mode.monitor) {
-        sharedMemory = join(await sharedMemoryDir(plan, resources), `ram-${attempt}`);
-        memory = { path: sharedMemory, shared: true };
+        const place = await sharedMemoryDir(plan.memoryMiB, plan.privateDir);
+        if (place?.made) {
+          const { dir } = place;
+          resources.defer(() => rm(dir, { recursive: true, force: true }));
+          plan.removeOnHostDeath.push(dir);
+        }
+        if (place) {
+          sharedMemory = join(place.dir, `ram-${attempt}`);
+          memory = { path: sharedMemory, shared: true };
+        } else {
+          noRoomForMemory = `neither ${SHM_DIR} nor ${plan.privateDir} has room for the VM's ${plan.memoryMiB} MiB of RAM as a file`;
+        }
       }
       const launched = await launchQemu({
         qemuPath: host.qemuPath,
@@ -165,6 +161,7 @@ function qemuLauncher(host: VmHost, plan: VmPlan, resources: ResourceStack, logg
     },
     save: async (launched, temporaryPath, finalPath) => {
       const memory = sharedMemory;
+      if (noRoomForMemory) throw new GvmiTestError('snapshot.failed', `${noRoomForMemory}: its state is not saved`);
       if (!launched.qmp || !memory) throw new GvmiTestError('snapshot.failed', 'this VM was started without a monitor: its state cannot be saved');
       try {
         return await saveVmState(launched.qmp, temporaryPath, finalPath, host.qemuUser, plan.timeouts.saveMs, (state) => saveSnapshotMemory(memory, state, finalPath));
