@@ -23,7 +23,8 @@ function sameEverywhere(error: unknown): boolean {
   return error.code === 'usage' || /^(setup|image|build)\./.test(error.code);
 }
 
-export async function runEveryRuntime(plan: RunPlan, runtimes: readonly RuntimeProfile[]): Promise<void> {
+/** `record`: what --json adds to the result (the engine image the file was converted from). */
+export async function runEveryRuntime(plan: RunPlan, runtimes: readonly RuntimeProfile[], record: <T extends object>(result: T) => T = (result) => result): Promise<void> {
   const { io, flags } = plan;
   const json = flags.json ?? false;
   const runs: RuntimeRun[] = [];
@@ -49,7 +50,7 @@ export async function runEveryRuntime(plan: RunPlan, runtimes: readonly RuntimeP
   // The image Env explains output that differs without failing; the file was just read by the runs.
   const imageEnv = await readGvmi(plan.image).then((i) => i.metadata.env, () => []);
   const comparison = compareRuntimeRuns(runs, { imageEnv });
-  if (json) writeLine(io.stdout, JSON.stringify({ runtimeVersion: 'all', runs: records, comparison }));
+  if (json) writeLine(io.stdout, JSON.stringify(record({ runtimeVersion: 'all', runs: records, comparison })));
   else printComparison(io, runs, comparison);
   if (comparison.status !== 0) throw new ExitStatus(comparison.status);
 }

@@ -166,7 +166,7 @@ export async function runUnder(plan: RunPlan, runtime: RuntimeProfile, label?: s
   const warn = !json && !flags.quiet;
   const tag = label ? `[${label}] ` : '';
   const say = (line: string): void => writeLine(io.stderr, `gvmi-test: ${tag}${line}`);
-  await using vm = await startVmFromFlags(plan.image, flags, runtime, io, { quiet: flags.quiet ?? false });
+  await using vm = await startVmFromFlags(plan.image, flags, runtime, io, { quiet: flags.quiet ?? false, tag });
   const imageVolumes = vm.info.metadata.volumes;
   const firstVolume = defaultVolume(vm);
 

@@ -59,7 +59,7 @@ export interface CliNetworking {
 }
 
 /** Checked before anything boots: a network that is not running fails at once (network.not-found). */
-export async function networkingFromFlags(flags: NetworkFlags, io: CliIo | undefined, { quiet = false } = {}): Promise<CliNetworking> {
+export async function networkingFromFlags(flags: NetworkFlags, io: CliIo | undefined, { quiet = false, tag = '' } = {}): Promise<CliNetworking> {
   const forwards = flags.forward.map(parseForward);
   if (!flags.network) {
     const needing = [flags.nodeIp && '--node-ip', flags.hostname && '--hostname', forwards.length > 0 && '--forward'].filter(Boolean);
@@ -70,7 +70,7 @@ export async function networkingFromFlags(flags: NetworkFlags, io: CliIo | undef
     }
   }
   const say = (line: string): void => {
-    if (io) writeLine(io.stderr, `gvmi-test: ${line}`);
+    if (io) writeLine(io.stderr, `gvmi-test: ${tag}${line}`);
   };
   const { connectNetwork } = flags.network ? await import('../network/network-control-client.js') : { connectNetwork: undefined };
   const network = flags.network && connectNetwork

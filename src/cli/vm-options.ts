@@ -55,15 +55,18 @@ export function runtimeFromFlags(flags: VmFlags, command: string): RuntimeProfil
   return singleRuntime(parseRuntimeChoice(flags.runtimeVersion), command);
 }
 
-/** `io`: where the network options say what they did (forwards, outbound refusals; not refusals when `quiet`). */
-export async function startVmFromFlags(image: string, flags: VmFlags, runtimeVersion: RuntimeProfile, io?: CliIo, { quiet = false } = {}): Promise<StartedVm> {
+/**
+ * `io`: where the network options say what they did (forwards, outbound refusals; not refusals
+ * when `quiet`), each line after `tag` when given (`[0.4] ` under `run --runtime-version all`).
+ */
+export async function startVmFromFlags(image: string, flags: VmFlags, runtimeVersion: RuntimeProfile, io?: CliIo, { quiet = false, tag = '' } = {}): Promise<StartedVm> {
   const volumes = Object.fromEntries(flags.volume.map((v) => {
     const [guest, host] = parseKeyValue(v, '--volume');
     return [guest, resolve(host)];
   }));
   const env = Object.fromEntries(flags.env.map((e) => parseKeyValue(e, '--env')));
   const deployVolumes = deployVolumesFromFlags(flags);
-  const networking = await networkingFromFlags(flags, io, { quiet });
+  const networking = await networkingFromFlags(flags, io, { quiet, tag });
   // Modules load when a command needs them: every cold run pays for what it imports.
   const { startVm } = await import('../vm/start-vm.js');
   let logger;

@@ -114,6 +114,15 @@ describe('networks from the command line (network start, --network, --forward, -
     expect(network.err()).toContain('192.168.7.2 (server) joined');
   }, BOOT_MS);
 
+  it('under --runtime-version all, each runtime\'s refusal is said with its runtime, as the rest of its lines', async () => {
+    const client = startCli(['run', '--runtime-version', 'all', '--manifest', manifest, inject('tinyImage'), '--',
+      '/bin/sh', '-c', `nc -w 3 10.42.42.1 ${portOf(other)} </dev/null; echo "refused: $?"`]);
+    expect(await client.exited, client.err()).toBe(0);
+    const refusals = client.err().split('\n').filter((l) => l.includes('refused: not in the manifest'));
+    expect(refusals).toEqual([expect.stringMatching(/^gvmi-test: \[0\.4\] /), expect.stringMatching(/^gvmi-test: \[0\.5\] /)]);
+    expect(otherHits).toEqual([]);
+  }, BOOT_MS);
+
   it('--forward: the host port printed on stderr reaches the server\'s service', async () => {
     const [, hostPort] = await waitFor(/gvmi-test: 127\.0\.0\.1:(\d+) → 192\.168\.7\.2:8000/, server.err, server);
     expect(await httpGet(Number(hostPort))).toBe('served-by-server\n');

@@ -98,6 +98,10 @@ describe.skipIf(!canBuild)(`a Podman image, Dockerfile to VM (skipped when: ${SK
     const record = JSON.parse(second.stdout) as { stdout: string; engineImage: { engine: string; imageId: string; cached: boolean; gvmi: string } };
     expect(record.stdout).toBe('from-podman\n/golem/work\n');
     expect(record.engineImage).toMatchObject({ engine: 'podman', imageId: firstId, cached: true });
+    // Compared across the runtimes, the one record says which engine image it ran too.
+    const both = await cli(['run', TAG, '--runtime-version', 'all', '--json', '--', '/bin/true']);
+    expect(both.exitCode, both.stderr).toBe(0);
+    expect(JSON.parse(both.stdout)).toMatchObject({ runtimeVersion: 'all', engineImage: { engine: 'podman', imageId: firstId, cached: true } });
 
     // the same tag on a rebuilt image is another image id: converted again, and the new file is there
     const secondId = await buildEngineImage('v2\n');

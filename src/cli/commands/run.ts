@@ -44,7 +44,7 @@ export function registerRun(program: Command, io: CliIo): void {
     };
     if (choice.kind === 'all') {
       const { runEveryRuntime } = await import('../run-every-runtime.js');
-      await runEveryRuntime(plan, choice.profiles);
+      await runEveryRuntime(plan, choice.profiles, (result) => withEngineImage(result, resolved));
       return;
     }
     const outcome = await runUnder(plan, choice.profile);
